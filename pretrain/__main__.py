@@ -1,0 +1,70 @@
+"""Command line: `python -m pretrain [train] --size tiny --steps 300 ...` runs the notebook's flow;
+`python -m pretrain tokenizer --datas sample --out DIR` trains a WordPiece vocabulary.
+
+Every config key is a flag (`--base_run_name x`, `--datas sample a.txt`, `--logger wandb`);
+values are read as Python literals where they parse as one (`--seed 1`, `--precision bf16`).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from typing import Any
+
+from .config import DEFAULTS, get_config
+
+
+def parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ('true', 'false', 'none'):
+        return {'true': True, 'false': False, 'none': None}[lowered]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def train_parser(parser: argparse.ArgumentParser) -> None:
+    for key, default in DEFAULTS.items():
+        if key in ('datas', 'save_points', 'loss_weights'):
+            parser.add_argument(f'--{key}', nargs='+', type=parse_value, help=f'default: {default}')
+        else:
+            parser.add_argument(f'--{key}', type=parse_value, help=f'default: {default}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith('-'):
+        argv.insert(0, 'train')
+    parser = argparse.ArgumentParser(prog='python -m pretrain', description='ELECTRA pre-training')
+    sub = parser.add_subparsers(dest='command', required=True)
+    train_parser(sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow)'))
+    tok = sub.add_parser('tokenizer', help='train a WordPiece tokenizer on local corpora')
+    tok.add_argument('--datas', nargs='+', default=['sample'])
+    tok.add_argument('--out', required=True)
+    tok.add_argument('--vocab_size', type=int, default=32768)
+    tok.add_argument('--min_frequency', type=int, default=2)
+    tok.add_argument('--num_unused', type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'tokenizer':
+            from .corpus import load_corpus
+            from .tokenizer import train_tokenizer
+            texts = (t for data in args.datas for t in load_corpus(data)['text'])
+            tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
+            print(f'tokenizer with {len(tokenizer)} tokens saved to {args.out}')
+            return 0
+        overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+        c = get_config(**overrides)
+        from .train import pretrain
+        print(f'run {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}')
+        learn = pretrain(c)
+        print(f'done: checkpoints and log in {learn.path / learn.model_dir}')
+        return 0
+    except (ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

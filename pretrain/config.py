@@ -1,0 +1,182 @@
+"""Run configuration: the seed's `MyConfig` dict plus a builder that fills in the vanilla
+ELECTRA recipe for a size, validates every value and builds the model configs locally."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from transformers import ElectraConfig
+
+from .mask_tokens import max_predictions_per_seq
+from .models import SAMPLINGS
+from .scheduler import SCHEDULES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class MyConfig(dict):
+    """A dict whose keys read and write as attributes: `c.lr` is `c['lr']`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+# Discriminator architecture and recipe values per size (ELECTRA paper, table 6 / Google's
+# configure_pretraining.py). `tiny` is ours: a model that learns something in a CPU minute.
+SIZES: dict[str, dict[str, Any]] = {
+    'tiny': dict(num_hidden_layers=2, hidden_size=32, embedding_size=32, num_attention_heads=2,
+                 intermediate_size=64, generator_size_divisor=2, mask_prob=0.15, lr=2e-3,
+                 bs=32, steps=300, max_length=64, warmup_steps=30),
+    'small': dict(num_hidden_layers=12, hidden_size=256, embedding_size=128, num_attention_heads=4,
+                  intermediate_size=1024, generator_size_divisor=4, mask_prob=0.15, lr=5e-4,
+                  bs=128, steps=1_000_000, max_length=128, warmup_steps=10_000),
+    'base': dict(num_hidden_layers=12, hidden_size=768, embedding_size=768, num_attention_heads=12,
+                 intermediate_size=3072, generator_size_divisor=3, mask_prob=0.15, lr=2e-4,
+                 bs=256, steps=766_000, max_length=512, warmup_steps=10_000),
+    'large': dict(num_hidden_layers=24, hidden_size=1024, embedding_size=1024, num_attention_heads=16,
+                  intermediate_size=4096, generator_size_divisor=4, mask_prob=0.25, lr=2e-4,
+                  bs=2048, steps=400_000, max_length=512, warmup_steps=10_000),
+}
+LOGGERS = ('wandb', None, False)
+PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
+SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
+
+# Every key a config may hold, with the vanilla default (None: derived from `size`).
+DEFAULTS: dict[str, Any] = {
+    'device': None,                 # None: 'cuda:0' when CUDA is available, else 'cpu'
+    'base_run_name': 'vanilla',     # run_name = {base_run_name}_{seed}
+    'seed': 11081,                  # None/False/0: draw one from [0, 999999]
+    'adam_bias_correction': False,
+    'schedule': 'original_linear',
+    'sampling': 'fp32_gumbel',
+    'electra_mask_style': True,     # 85% [MASK] / 15% kept; False: BERT's 80/10/10
+    'exact_mask_count': True,       # Google's fixed count per row; False: Bernoulli per token
+    'gen_smooth_label': False,
+    'disc_smooth_label': False,
+    'loss_weights': (1.0, 50.0),
+    'size': 'small',
+    'datas': ['sample'],
+    'tokenizer': 'data/sample/tokenizer',
+    'min_line_chars': 0,            # the English Wikipedia recipe used 80; too high for Japanese
+    'logger': None,
+    'log_every': 10,
+    'num_workers': min(3, os.cpu_count() or 1),
+    'num_proc': min(8, os.cpu_count() or 1),
+    'precision': 'auto',            # auto: bf16 on GPUs that have it, else fp16; fp32 on CPU
+    'clip': 1.0,
+    'save_points': SAVE_POINTS,
+    'data_dir': 'data',
+    'checkpoint_dir': 'checkpoints/pretrain',
+    # derived from size unless given
+    'mask_prob': None, 'lr': None, 'bs': None, 'steps': None, 'max_length': None,
+    'warmup_steps': None, 'generator_size_divisor': None, 'max_predictions': None,
+    'run_name': None,
+}
+
+
+def _allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(repr, allowed))}")
+
+
+def validate(c: MyConfig) -> MyConfig:
+    """Check every value a run depends on; raise `ValueError` naming the key and the fix."""
+    from .corpus import check_data_name
+
+    _allowed('size', c.size, SIZES)
+    _allowed('sampling', c.sampling, SAMPLINGS)
+    _allowed('schedule', c.schedule, SCHEDULES)
+    _allowed('logger', c.logger, LOGGERS)
+    _allowed('precision', c.get('precision', 'auto'), PRECISIONS)
+    if isinstance(c.datas, str) or not c.datas:
+        raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
+    for data in c.datas:
+        check_data_name(data)
+    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps'):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key in ('num_workers', 'warmup_steps') else 1)):
+            raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    if not 0 < c.mask_prob < 1:
+        raise ValueError(f"mask_prob must be in (0, 1), got {c.mask_prob!r}")
+    if not 0 < c.lr:
+        raise ValueError(f"lr must be positive, got {c.lr!r}")
+    if not 8 <= c.max_length <= 512:
+        raise ValueError(f"max_length must be in [8, 512] (512 position embeddings), got {c.max_length}")
+    for key in ('gen_smooth_label', 'disc_smooth_label'):
+        v = c[key]
+        if v is not False and not (isinstance(v, float) and 0 < v < 1):
+            raise ValueError(f"{key} must be False, True (0.1) or a float in (0, 1), got {v!r}")
+    if any(not 0 < p <= 1 for p in c.get('save_points', [])):
+        raise ValueError(f"save_points must be fractions in (0, 1], got {c.save_points!r}")
+    return c
+
+
+def derive(c: MyConfig) -> MyConfig:
+    """Fill the values the seed's notebook derives: seed, run_name, label smoothing, and the
+    size-dependent recipe values (only those not already set)."""
+    if c.size not in SIZES:
+        _allowed('size', c.size, SIZES)
+    if not c.get('seed'):
+        c.seed = random.randint(0, 999999)
+    if not c.get('base_run_name'):
+        c.base_run_name = 'run'
+    c.run_name = c.get('run_name') or f'{c.base_run_name}_{c.seed}'
+    for key in ('gen_smooth_label', 'disc_smooth_label'):
+        if c.get(key) is True:
+            c[key] = 0.1
+    recipe = SIZES[c.size]
+    for key in ('mask_prob', 'lr', 'bs', 'steps', 'max_length', 'warmup_steps', 'generator_size_divisor'):
+        if c.get(key) is None:
+            c[key] = recipe[key]
+    if c.get('max_predictions') is None:
+        c.max_predictions = max_predictions_per_seq(c.mask_prob, c.max_length)
+    if c.get('device') is None:
+        c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    return c
+
+
+def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | None = 11081,
+               **overrides: Any) -> MyConfig:
+    """The full vanilla config for `size`, with `overrides` applied, validated.
+
+    Unknown keys raise `ValueError` listing the known ones, so a typo never goes unnoticed.
+    """
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(DEFAULTS))}")
+    c = MyConfig(DEFAULTS)
+    c.update(size=size, seed=seed, **overrides)
+    c.datas = list(datas) if datas is not None else list(DEFAULTS['datas'])
+    c.save_points = list(c.save_points)
+    c.loss_weights = tuple(c.loss_weights)
+    return validate(derive(c))
+
+
+def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraConfig]:
+    """(discriminator, generator) `ElectraConfig`s for `c.size`, built locally (no hub).
+
+    The generator keeps the number of layers and shrinks hidden size, heads and FFN by
+    `generator_size_divisor` (the public electra-small checkpoints are "small++" and do not).
+    """
+    arch = SIZES[c.size]
+    common = dict(vocab_size=len(hf_tokenizer), embedding_size=arch['embedding_size'],
+                  num_hidden_layers=arch['num_hidden_layers'], hidden_act='gelu',
+                  hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                  max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02,
+                  layer_norm_eps=1e-12, pad_token_id=hf_tokenizer.pad_token_id)
+    div = c.get('generator_size_divisor') or arch['generator_size_divisor']
+    disc = ElectraConfig(hidden_size=arch['hidden_size'], num_attention_heads=arch['num_attention_heads'],
+                         intermediate_size=arch['intermediate_size'], **common)
+    gen = ElectraConfig(hidden_size=int(arch['hidden_size'] / div),
+                        num_attention_heads=max(1, arch['num_attention_heads'] // div),
+                        intermediate_size=arch['intermediate_size'] // div, **common)
+    return disc, gen

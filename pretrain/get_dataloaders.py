@@ -1,0 +1,73 @@
+"""Batches of pre-training examples straight from Arrow: each batch is one gather of its rows
+and one vectorised pad, no per-item Python."""
+from __future__ import annotations
+
+import random
+
+import datasets
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from fastai.data.load import DataLoader
+from fastcore.basics import chunked
+
+
+def pad_batch(table, pad_idx: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids (B, L) int64 padded with `pad_idx`, sentA_length (B,) int64) from an Arrow
+    table with columns `input_ids` (lists) and `sentA_length`. L is `length` or the longest row."""
+    col = table.column('input_ids').combine_chunks()
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    L = int(lengths.max(initial=0)) if length is None else length
+    if lengths.max(initial=0) > L:
+        raise ValueError(f"an example has {lengths.max()} tokens, more than the padded length {L}")
+    ids = np.full((len(lengths), L), pad_idx, dtype=np.int64)
+    ids[np.arange(L)[None, :] < lengths[:, None]] = values  # row-major, so values land in order
+    sentA = table.column('sentA_length').to_numpy().astype(np.int64)
+    return torch.from_numpy(ids), torch.from_numpy(sentA)
+
+
+class ElectraDataLoader(DataLoader):
+    """A fastai `DataLoader` over a processed `Dataset` (columns `input_ids`, `sentA_length`)
+    yielding `(input_ids (B, L), sentA_length (B,))`.
+
+    Shuffling uses `self.rng` (seeded from `seed`), as fastai's does; each worker process gets
+    whole batches of indices and fetches each batch from Arrow in one call. With
+    `pad_to_max_length`, every batch is padded to `max_length` (static shapes).
+    """
+
+    def __init__(self, dataset: datasets.Dataset, bs: int, pad_idx: int, max_length: int | None = None,
+                 pad_to_max_length: bool = False, shuffle: bool = True, drop_last: bool = False,
+                 num_workers: int = 0, seed: int | None = None, **kwargs):
+        missing = {'input_ids', 'sentA_length'} - set(dataset.column_names)
+        if missing:
+            raise ValueError(f"the dataset lacks column(s) {', '.join(sorted(missing))}; build it with ELECTRADataProcessor")
+        if len(dataset) == 0:
+            raise ValueError("the dataset holds no examples: the corpus is empty or every line was filtered out")
+        if pad_to_max_length and not max_length:
+            raise ValueError("pad_to_max_length needs max_length")
+        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers,
+                         n=len(dataset), **kwargs)
+        self.pad_idx, self.max_length, self.pad_to_max_length = pad_idx, max_length, pad_to_max_length
+        self.n_inp = 2  # both input_ids and sentA_length go to the model (fastai splits xb/yb by it)
+        if seed is not None:
+            self.rng = random.Random(seed)
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        kwargs = {'pad_idx': self.pad_idx, 'max_length': self.max_length,
+                  'pad_to_max_length': self.pad_to_max_length, **kwargs}
+        return super().new(dataset, cls, **kwargs)
+
+    def create_batches(self, samps):
+        arrow = self.dataset.with_format('arrow')
+        for idxs in chunked(samps, self.bs, self.drop_last):
+            yield pad_batch(arrow[list(idxs)], self.pad_idx, self.max_length if self.pad_to_max_length else None)
+
+
+def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset) -> ElectraDataLoader:
+    """The training loader of the config: batch size `c.bs`, `c.num_workers` worker processes,
+    shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA."""
+    return ElectraDataLoader(dset, bs=c.bs, pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
+                             pad_to_max_length=c.get('pad_to_max_length', False), shuffle=True,
+                             num_workers=c.num_workers, seed=c.get('seed'),
+                             pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))

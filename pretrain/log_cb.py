@@ -1,0 +1,59 @@
+"""Training log: a CSV row every `log_every` steps, read from device-side sums so the step
+itself never waits for the host."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+from fastai.callback.core import Callback
+
+COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
+
+
+class CSVLogger(Callback):
+    """Appends `step, gen_loss, disc_loss, loss, lr, disc_acc` (means over the last
+    `log_every` steps) to `path`, which is started afresh at the start of `fit`.
+
+    Needs `ELECTRALoss` (its `last_losses`) and `ELECTRAModel`'s outputs in `learn.pred`;
+    `disc_acc` is the discriminator's accuracy over non-pad tokens.
+    """
+    order = 55
+
+    def __init__(self, path: str | Path, log_every: int = 10):
+        self.path, self.log_every = Path(path), log_every
+
+    def before_fit(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open('w', newline='') as f:
+            csv.writer(f).writerow(COLUMNS)
+        self.sums, self.n = None, 0
+
+    def after_batch(self) -> None:
+        if not self.training or self.learn.loss_func.last_losses is None:
+            return
+        gen_loss, disc_loss = self.learn.loss_func.last_losses
+        _, _, disc_logits, is_replaced, non_pad, _ = self.learn.pred
+        correct = (((disc_logits > 0) == is_replaced) & non_pad).sum() / non_pad.sum()
+        row = torch.stack([gen_loss.float(), disc_loss.float(), self.learn.loss.detach().float(), correct.float()])
+        self.sums = row if self.sums is None else self.sums + row
+        self.n += 1
+        if self.n == self.log_every:
+            self.flush()
+
+    def after_fit(self) -> None:
+        if getattr(self, 'n', 0):
+            self.flush()
+
+    def flush(self) -> None:
+        gen, disc, loss, acc = (self.sums / self.n).tolist()  # the one host sync per log_every steps
+        lr = self.opt.hypers[0]['lr']
+        with self.path.open('a', newline='') as f:
+            csv.writer(f).writerow([self.learn.train_iter, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
+        self.sums, self.n = None, 0
+
+
+def read_log(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a training CSV as dicts of floats."""
+    with Path(path).open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

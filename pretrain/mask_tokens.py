@@ -1,0 +1,68 @@
+"""Dynamic masking for the generator's masked-LM task, on the batch's device, no host sync."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
+    """Google's `max_predictions_per_seq`: int((mask_prob + 0.005) * max_length) (19 for 128)."""
+    return int((mask_prob + 0.005) * max_length)
+
+
+def choose_positions(inputs: torch.Tensor, candidates: torch.Tensor, num_real: torch.Tensor,
+                     mlm_probability: float, max_predictions: int) -> torch.Tensor:
+    """Google's rule: per row, max(1, min(N, round(num_real * p))) positions drawn uniformly
+    without replacement among `candidates`.
+
+    inputs (B, L) ids, candidates (B, L) bool, num_real (B,) count of non-pad tokens.
+    Returns a (B, L) bool mask.
+    """
+    k = torch.round(num_real.float() * mlm_probability).clamp(1, max_predictions)
+    k = torch.minimum(k, candidates.sum(1).float())
+    # a random score per position, non-candidates last; the k lowest ranks are chosen
+    scores = torch.rand(inputs.shape, device=inputs.device).masked_fill(~candidates, 2.0)
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    return ranks < k.unsqueeze(1)
+
+
+def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
+                special_token_indices: Sequence[int], mlm_probability: float = 0.15,
+                replace_prob: float = 0.1, orginal_prob: float = 0.1, ignore_index: int = -100,
+                pad_token_index: int | None = None, max_predictions: int | None = None,
+                exact_count: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Choose positions to predict and corrupt them.
+
+    Of the chosen positions, `replace_prob` get a random token, `orginal_prob` keep theirs and
+    the rest become [MASK] (ELECTRA: 0 / 0.15 / 0.85; BERT: 0.1 / 0.1 / 0.8). Special tokens
+    are never chosen.
+
+    With `exact_count`, each row gets Google's fixed count (`choose_positions`, which needs
+    `pad_token_index` and `max_predictions`); otherwise each token is chosen independently with
+    probability `mlm_probability` (the usual PyTorch approximation).
+
+    inputs: (B, L) token ids. Returns (masked inputs (B, L), labels (B, L) with `ignore_index`
+    where not chosen, chosen positions (B, L) bool). `inputs` is not modified.
+    """
+    device = inputs.device
+    special = torch.tensor(sorted(set(special_token_indices)), device=device)
+    candidates = ~torch.isin(inputs, special)
+    if exact_count:
+        if pad_token_index is None or max_predictions is None:
+            raise ValueError("exact_count masking needs pad_token_index and max_predictions")
+        num_real = (inputs != pad_token_index).sum(1)
+        mlm_mask = choose_positions(inputs, candidates, num_real, mlm_probability, max_predictions)
+    else:
+        mlm_mask = torch.bernoulli(torch.full(inputs.shape, mlm_probability, device=device)).bool() & candidates
+
+    labels = inputs.masked_fill(~mlm_mask, ignore_index)
+    # one uniform draw per position decides: [MASK], random token or original token
+    u = torch.rand(inputs.shape, device=device)
+    mask_prob = 1 - replace_prob - orginal_prob
+    to_mask = mlm_mask & (u < mask_prob)
+    to_random = mlm_mask & (u >= mask_prob) & (u < mask_prob + replace_prob)
+    random_words = torch.randint(vocab_size, inputs.shape, device=device, dtype=inputs.dtype)
+    masked = inputs.masked_fill(to_mask, mask_token_index)
+    masked = torch.where(to_random, random_words, masked)
+    return masked, labels, mlm_mask

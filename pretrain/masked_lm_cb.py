@@ -1,0 +1,48 @@
+"""The callback that turns each clean batch into the generator's masked-LM inputs."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from fastai.callback.core import Callback
+
+from .mask_tokens import mask_tokens, max_predictions_per_seq
+
+
+class MaskedLMCallback(Callback):
+    """Masks `(input_ids, sentA_lengths)` batches before the model sees them.
+
+    For ELECTRA (`for_electra=True`) the model gets `(masked_inputs, sentA_lengths,
+    is_mlm_applied, labels)` and the loss `(labels,)`. Masking is redrawn every batch
+    (dynamic masking) on the batch's device. Passing `pad_tok_id` (and `max_length`, which
+    sets Google's `max_predictions_per_seq`) selects Google's exact count per row; without it,
+    each token is chosen independently with `mlm_probability`.
+    """
+    order = -1  # before the model runs, after the batch is on its device
+
+    def __init__(self, mask_tok_id: int, special_tok_ids: Sequence[int], vocab_size: int,
+                 mlm_probability: float = 0.15, replace_prob: float = 0.1, original_prob: float = 0.1,
+                 ignore_index: int = -100, for_electra: bool = False, pad_tok_id: int | None = None,
+                 max_length: int | None = None, exact_count: bool | None = None):
+        if not 0 <= replace_prob + original_prob <= 1:
+            raise ValueError(f"replace_prob + original_prob must be in [0, 1], got {replace_prob + original_prob}")
+        if exact_count and pad_tok_id is None:
+            raise ValueError("exact_count=True needs pad_tok_id to count each row's real tokens")
+        self.mask_tok_id, self.special_tok_ids, self.vocab_size = mask_tok_id, list(special_tok_ids), vocab_size
+        self.mlm_probability, self.replace_prob, self.original_prob = mlm_probability, replace_prob, original_prob
+        self.ignore_index, self.for_electra, self.pad_tok_id = ignore_index, for_electra, pad_tok_id
+        self.max_length = max_length
+        self.exact_count = pad_tok_id is not None if exact_count is None else exact_count
+
+    def before_batch(self) -> None:
+        input_ids, sentA_lenths = self.xb
+        max_length = self.max_length or input_ids.shape[1]
+        masked_inputs, labels, is_mlm_applied = mask_tokens(
+            input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
+            special_token_indices=self.special_tok_ids, mlm_probability=self.mlm_probability,
+            replace_prob=self.replace_prob, orginal_prob=self.original_prob, ignore_index=self.ignore_index,
+            pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
+            max_predictions=max_predictions_per_seq(self.mlm_probability, max_length))
+        if self.for_electra:
+            self.learn.xb, self.learn.yb = (masked_inputs, sentA_lenths, is_mlm_applied, labels), (labels,)
+        else:
+            self.learn.xb, self.learn.yb = (masked_inputs, sentA_lenths), (labels,)

@@ -1,0 +1,112 @@
+"""ELECTRA's replaced-token-detection task: a small generator fills the masked positions,
+the discriminator tells which tokens were replaced."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')
+
+
+def build_electra(disc_config: ElectraConfig, gen_config: ElectraConfig) -> tuple[ElectraForMaskedLM, ElectraForPreTraining]:
+    """A fresh (generator, discriminator) pair with ELECTRA's weight sharing (see `tie_embeddings`)."""
+    generator, discriminator = ElectraForMaskedLM(gen_config), ElectraForPreTraining(disc_config)
+    tie_embeddings(generator, discriminator)
+    return generator, discriminator
+
+
+def tie_embeddings(generator: ElectraForMaskedLM, discriminator: ElectraForPreTraining) -> None:
+    """Share the whole embedding block (word, position, token type and its LayerNorm) and tie
+    the generator's output layer to the word embeddings (it keeps its own bias). Each model
+    keeps its own `embeddings_project` when embedding size != hidden size."""
+    discriminator.electra.embeddings = generator.electra.embeddings
+    generator.generator_lm_head.weight = generator.electra.embeddings.word_embeddings.weight
+
+
+def gumbel_noise(shape: torch.Size, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """g = -log(-log(u + 1e-9) + 1e-9), u ~ U(0, 1), as in Google's implementation."""
+    u = torch.rand(shape, device=device, dtype=dtype)
+    return -torch.log(-torch.log(u + 1e-9) + 1e-9)
+
+
+class ELECTRAModel(nn.Module):
+    """Generator + discriminator for one pre-training step.
+
+    forward(masked_inputs (B, L), sentA_lenths (B,), is_mlm_applied (B, L) bool, labels (B, L))
+    returns (mlm_gen_logits (M, V) at the M masked positions, generated (B, L) discriminator
+    input, disc_logits (B, L), is_replaced (B, L) bool, attention_mask (B, L) bool,
+    is_mlm_applied (B, L)).
+    """
+
+    def __init__(self, generator: ElectraForMaskedLM, discriminator: ElectraForPreTraining, hf_tokenizer,
+                 sampling: str = 'fp32_gumbel', temperature: float = 1.0):
+        super().__init__()
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
+        self.generator, self.discriminator = generator, discriminator
+        self.pad_token_id = hf_tokenizer.pad_token_id
+        self.sampling, self.temperature = sampling, temperature
+
+    def _get_pad_mask_and_token_type(self, input_ids: torch.Tensor, sentA_lenths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """attention_mask (B, L) bool, token_type_ids (B, L): 0 for [CLS] A [SEP], 1 for B [SEP],
+        0 on padding. Computed on the device: no `.tolist()` host sync."""
+        attention_mask = input_ids != self.pad_token_id
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        token_type_ids = ((positions[None, :] >= sentA_lenths[:, None]) & attention_mask).long()
+        return attention_mask, token_type_ids
+
+    def forward(self, masked_inputs: torch.Tensor, sentA_lenths: torch.Tensor, is_mlm_applied: torch.Tensor,
+                labels: torch.Tensor):
+        attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lenths)
+        gen_hidden = self.generator.electra(masked_inputs, attention_mask=attention_mask,
+                                            token_type_ids=token_type_ids).last_hidden_state  # (B, L, Hg)
+        # the generator's output layer only at masked positions: M rows instead of B*L
+        mlm_hidden = gen_hidden[is_mlm_applied]  # (M, Hg)
+        mlm_gen_logits = self.generator.generator_lm_head(self.generator.generator_predictions(mlm_hidden))  # (M, V)
+        with torch.no_grad():
+            pred_toks = self.sample(mlm_gen_logits)  # (M,)
+            generated = masked_inputs.masked_scatter(is_mlm_applied, pred_toks)  # (B, L)
+            # a sampled token equal to the original counts as original
+            is_replaced = is_mlm_applied & (generated != labels)
+        disc_logits = self.discriminator(generated, attention_mask=attention_mask,
+                                         token_type_ids=token_type_ids).logits  # (B, L)
+        return mlm_gen_logits, generated, disc_logits, is_replaced, attention_mask, is_mlm_applied
+
+    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """Token ids (M,) drawn from the generator's logits (M, V); no gradient flows through."""
+        if self.sampling == 'fp32_gumbel':  # fp16 noise is wrong: its log(-log u) saturates
+            return (logits.float() / self.temperature + gumbel_noise(logits.shape, logits.device)).argmax(-1)
+        if self.sampling == 'fp16_gumbel':  # noise in the logits' own dtype, as the original fp16 runs did
+            return (logits / self.temperature + gumbel_noise(logits.shape, logits.device, logits.dtype)).argmax(-1)
+        return torch.multinomial(F.softmax(logits.float() / self.temperature, dim=-1), 1).squeeze(-1)
+
+
+class ELECTRALoss:
+    """loss = w_gen * MLM cross-entropy (mean over masked positions)
+             + w_disc * sigmoid cross-entropy (mean over non-pad tokens), weights (1, 50).
+
+    Label smoothing (a float, or True for 0.1): for the generator, the usual smoothed
+    cross-entropy; for the discriminator, original tokens get target `disc_label_smooth`.
+    The last step's parts are kept detached in `last_losses` (generator, discriminator).
+    """
+
+    def __init__(self, loss_weights: tuple[float, float] = (1.0, 50.0), gen_label_smooth: float | bool = False,
+                 disc_label_smooth: float | bool = False):
+        self.loss_weights = loss_weights
+        self.gen_label_smooth = 0.1 if gen_label_smooth is True else float(gen_label_smooth or 0.0)
+        self.disc_label_smooth = 0.1 if disc_label_smooth is True else float(disc_label_smooth or 0.0)
+        self.last_losses: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, pred, targ_ids: torch.Tensor) -> torch.Tensor:
+        mlm_gen_logits, generated, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
+        gen_loss = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
+                                   label_smoothing=self.gen_label_smooth)
+        disc_logits = disc_logits.masked_select(non_pad).float()
+        targets = is_replaced.masked_select(non_pad).float()
+        if self.disc_label_smooth:
+            targets = targets.masked_fill(targets == 0, self.disc_label_smooth)
+        disc_loss = F.binary_cross_entropy_with_logits(disc_logits, targets)
+        self.last_losses = (gen_loss.detach(), disc_loss.detach())
+        return gen_loss * self.loss_weights[0] + disc_loss * self.loss_weights[1]

@@ -1,0 +1,65 @@
+"""WordPiece tokenizers: train one on a local corpus, or load one from a local directory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from .corpus import _resolve
+
+SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 32768,
+                    min_frequency: int = 2, num_unused: int = 0, lowercase: bool = True) -> PreTrainedTokenizerFast:
+    """Train a BERT-style WordPiece vocabulary on `texts` and save it to `out_dir`.
+
+    NFKC then BERT normalisation without accent stripping (stripping accents decomposes
+    Japanese voiced kana: が -> か). Kanji are split one per word, as BERT does for CJK.
+    `num_unused` adds `[unused0]`... tokens that fine-tuning can repurpose.
+    """
+    tok = Tokenizer(models.WordPiece(unk_token='[UNK]', max_input_chars_per_word=100))
+    tok.normalizer = normalizers.Sequence([
+        normalizers.NFKC(),
+        normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                   lowercase=lowercase)])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix='##')
+    specials = SPECIAL_TOKENS + [f'[unused{i}]' for i in range(num_unused)]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=specials, continuing_subword_prefix='##',
+                                        show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls, sep = tok.token_to_id('[CLS]'), tok.token_to_id('[SEP]')
+    tok.post_processor = processors.TemplateProcessing(
+        single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B:1 [SEP]:1',
+        special_tokens=[('[CLS]', cls), ('[SEP]', sep)])
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token='[UNK]', pad_token='[PAD]',
+                                           cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]',
+                                           model_max_length=512)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hf_tokenizer.save_pretrained(str(out_dir))
+    return hf_tokenizer
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """A tokenizer from a local directory (ours, or a copy of e.g. google/electra-small-generator).
+
+    Never touches the network. Raises `ValueError` when the directory is missing or lacks a
+    token needed by ELECTRA ([PAD], [CLS], [SEP], [MASK]).
+    """
+    p = _resolve(path)
+    if not p.is_dir():
+        raise ValueError(f"tokenizer directory {str(path)!r} does not exist; train one with "
+                         f"`python -m pretrain tokenizer` or point `tokenizer` at a local copy")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs
+        raise ValueError(f"cannot load a tokenizer from {str(p)!r}: {str(e).splitlines()[0]}") from None
+    missing = [name for name in ('pad_token', 'cls_token', 'sep_token', 'mask_token') if getattr(tok, name + '_id') is None]
+    if missing:
+        raise ValueError(f"tokenizer at {str(p)!r} lacks {', '.join(missing)}; ELECTRA needs [PAD], [CLS], [SEP] and [MASK]")
+    return tok
