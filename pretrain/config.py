@@ -155,7 +155,7 @@ def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | 
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(DEFAULTS))}")
     c = MyConfig(DEFAULTS)
     c.update(size=size, seed=seed, **overrides)
-    c.datas = list(datas) if datas is not None else list(DEFAULTS['datas'])
+    c.datas = list(datas) if isinstance(datas, (list, tuple)) else (datas or list(DEFAULTS['datas']))
     c.save_points = list(c.save_points)
     c.loss_weights = tuple(c.loss_weights)
     return validate(derive(c))

@@ -78,21 +78,25 @@ def read_txt_documents(path: Path) -> list[str]:
 
 def _read_jsonl_documents(path: Path) -> list[str]:
     docs = []
-    with path.open(encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get('text'), str):
-                raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
-            docs.append(record['text'])
+    try:
+        text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in enumerate(text.split('\n'), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get('text'), str):
+            raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
+        docs.append(record['text'])
     return docs
 
 
 def _read_parquet_documents(path: Path) -> list[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
     try:
         table = pq.read_table(path)
@@ -100,6 +104,8 @@ def _read_parquet_documents(path: Path) -> list[str]:
         raise ValueError(f"{path}: cannot read as parquet ({e})") from None
     if 'text' not in table.column_names:
         raise ValueError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
+    if not (pa.types.is_string(table.schema.field('text').type) or pa.types.is_large_string(table.schema.field('text').type)):
+        raise ValueError(f"{path}: the 'text' column must hold strings, not {table.schema.field('text').type}")
     return [t for t in table.column('text').to_pylist() if t]
 
 

@@ -23,13 +23,14 @@ class RunSteps(Callback):
                  no_val: bool = True):
         if n_steps < 1:
             raise ValueError(f"n_steps must be positive, got {n_steps}")
-        points = {}
+        points: dict[int, list[str]] = {}
         for s in save_points or []:
-            step = s if isinstance(s, int) else int(n_steps * s)
-            if not 1 <= step <= n_steps or (isinstance(s, float) and not 0 < s <= 1):
+            if isinstance(s, float) and not 0 < s <= 1 or isinstance(s, int) and not 1 <= s <= n_steps:
                 raise ValueError(f"save point {s!r} is outside the run of {n_steps} steps")
+            # a fraction of a short run may round to step 0: save after the first step instead
+            step = s if isinstance(s, int) else max(1, int(n_steps * s))
             percent = s * 100 if isinstance(s, float) else step / n_steps * 100
-            points[step] = f'{percent}%'
+            points.setdefault(step, []).append(f'{percent}%')
         if points and (not base_name or '{percent}' not in base_name):
             raise ValueError("base_name must contain '{percent}', e.g. 'vanilla_11081_{percent}'")
         self.n_steps, self.save_points, self.base_name, self.no_val = n_steps, points, base_name, no_val
@@ -42,8 +43,8 @@ class RunSteps(Callback):
             return
         # TrainEvalCallback (order -10) has already counted this step in train_iter
         self.learn.pct_train = self.train_iter / self.n_steps
-        if self.train_iter in self.save_points:
-            self.save(self.base_name.format(percent=self.save_points[self.train_iter]))
+        for percent in self.save_points.get(self.train_iter, []):
+            self.save(self.base_name.format(percent=percent))
         if self.train_iter >= self.n_steps:
             raise CancelFitException()
 

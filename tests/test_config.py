@@ -1,0 +1,88 @@
+import pytest
+
+from pretrain.config import MyConfig, SIZES, electra_configs, get_config
+
+
+def test_myconfig_attribute_access_as_in_the_seed():
+    c = MyConfig({'size': 'small'})
+    c.lr = 5e-4
+    assert c['lr'] == 5e-4 and c.size == 'small'
+    with pytest.raises(AttributeError, match='no key'):
+        c.missing
+
+
+@pytest.mark.parametrize('size, mask_prob, lr, bs, steps, max_length, div, n_pred', [
+    ('small', 0.15, 5e-4, 128, 1_000_000, 128, 4, 19),
+    ('base', 0.15, 2e-4, 256, 766_000, 512, 3, 79),
+    ('large', 0.25, 2e-4, 2048, 400_000, 512, 4, 130),
+])
+def test_recipe_values_per_size(size, mask_prob, lr, bs, steps, max_length, div, n_pred):
+    c = get_config(size)
+    assert (c.mask_prob, c.lr, c.bs, c.steps, c.max_length) == (mask_prob, lr, bs, steps, max_length)
+    assert c.generator_size_divisor == div and c.max_predictions == n_pred and c.warmup_steps == 10_000
+
+
+def test_vanilla_defaults_and_run_name():
+    c = get_config('small', seed=36)
+    assert c.run_name == 'vanilla_36'
+    assert (c.adam_bias_correction, c.schedule, c.sampling, c.electra_mask_style) == (False, 'original_linear', 'fp32_gumbel', True)
+    assert c.loss_weights == (1.0, 50.0) and c.clip == 1.0
+    assert c.save_points == [0.0625, 0.125, 0.25, 0.5, 1.0]
+
+
+def test_missing_seed_is_drawn_and_smoothing_true_means_0_1():
+    c = get_config('tiny', seed=None, gen_smooth_label=True)
+    assert 0 <= c.seed <= 999999 and c.run_name == f'vanilla_{c.seed}'
+    assert c.gen_smooth_label == 0.1 and c.disc_smooth_label is False
+
+
+def test_overrides_win_over_size_values():
+    c = get_config('small', steps=10, bs=4)
+    assert (c.steps, c.bs, c.lr) == (10, 4, 5e-4)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(size='huge'), "unknown size 'huge'; allowed: 'tiny', 'small', 'base', 'large'"),
+    (dict(sampling='argmax'), "unknown sampling 'argmax'; allowed: 'fp32_gumbel'"),
+    (dict(schedule='cosine'), "unknown schedule 'cosine'; allowed: 'original_linear'"),
+    (dict(logger='neptune'), "unknown logger 'neptune'; allowed: 'wandb', None, False"),
+    (dict(precision='fp8'), "unknown precision 'fp8'"),
+    (dict(datas=['openwebtext']), "unknown data 'openwebtext'; allowed: 'sample'"),
+    (dict(datas=['missing/file.txt']), "does not exist"),
+    (dict(datas='sample'), 'non-empty list'),
+    (dict(steps=0), 'steps must be a positive integer'),
+    (dict(bs=2.5), 'bs must be a positive integer'),
+    (dict(mask_prob=1.5), r'mask_prob must be in \(0, 1\)'),
+    (dict(max_length=1024), r'max_length must be in \[8, 512\]'),
+    (dict(gen_smooth_label=2), 'gen_smooth_label must be'),
+    (dict(save_points=[0.5, 2]), 'save_points must be fractions'),
+    (dict(learning_rate=1e-3), 'unknown config key'),
+])
+def test_bad_values_raise_one_clear_error(kwargs, message):
+    size = kwargs.pop('size', 'tiny')
+    with pytest.raises(ValueError, match=message):
+        get_config(size, **kwargs)
+
+
+@pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
+def test_model_configs_are_built_locally(size, tokenizer):
+    c = get_config(size)
+    disc, gen = electra_configs(c, tokenizer)
+    arch = SIZES[size]
+    assert disc.vocab_size == gen.vocab_size == len(tokenizer)
+    assert disc.hidden_size == arch['hidden_size'] and disc.embedding_size == gen.embedding_size == arch['embedding_size']
+    assert gen.num_hidden_layers == disc.num_hidden_layers == arch['num_hidden_layers']
+    div = arch['generator_size_divisor']
+    assert gen.hidden_size == arch['hidden_size'] // div
+    assert gen.num_attention_heads == max(1, arch['num_attention_heads'] // div)
+    assert gen.intermediate_size == arch['intermediate_size'] // div
+    for cfg in (disc, gen):
+        assert (cfg.max_position_embeddings, cfg.type_vocab_size, cfg.hidden_act) == (512, 2, 'gelu')
+        assert (cfg.hidden_dropout_prob, cfg.layer_norm_eps) == (0.1, 1e-12)
+        assert cfg.pad_token_id == tokenizer.pad_token_id
+
+
+def test_small_sizes_match_the_paper(tokenizer):
+    disc, gen = electra_configs(get_config('small'), tokenizer)
+    assert (disc.hidden_size, disc.embedding_size, disc.num_attention_heads, disc.intermediate_size) == (256, 128, 4, 1024)
+    assert (gen.hidden_size, gen.num_attention_heads, gen.intermediate_size) == (64, 1, 256)

@@ -1,0 +1,414 @@
+"""ELECTRADataProcessor: documents -> pre-training examples as Google's ELECTRA
+`build_pretraining_dataset.py` (ExampleBuilder) makes them."""
+import json
+import os
+import random
+import string
+
+import datasets
+import pytest
+
+from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+from pretrain.corpus import load_corpus
+
+LETTERS = string.ascii_lowercase  # each lowercase letter is exactly one token of the shipped tokenizer
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def dset(texts):
+    return datasets.Dataset.from_dict({'text': list(texts)})
+
+
+def process(tokenizer, texts, max_length=32, **kwargs):
+    map_kwargs = {k: kwargs.pop(k) for k in ('cache_file_name', 'num_proc', 'batch_size') if k in kwargs}
+    return ELECTRADataProcessor(dset(texts), tokenizer, max_length=max_length, **kwargs).map(**map_kwargs)
+
+
+def random_line(rng, n, letters=LETTERS):
+    return ' '.join(rng.choice(letters) for _ in range(n))
+
+
+def segments(ids, sentA_length):
+    """(A, B) token ids without [CLS]/[SEP]."""
+    a = ids[1:sentA_length - 1]
+    b = ids[sentA_length:-1] if len(ids) > sentA_length else []
+    return a, b
+
+
+def examples(out):
+    return list(zip(out['input_ids'], out['sentA_length']))
+
+
+def ids_of(tokenizer, line):
+    return tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
+
+
+@pytest.fixture(scope='module')
+def long_corpus():
+    """10 documents of 1500 short lines (3..8 one-letter tokens): thousands of examples."""
+    rng = random.Random(1234)
+    return ['\n'.join(random_line(rng, rng.randint(3, 8)) for _ in range(1500)) for _ in range(10)]
+
+
+@pytest.fixture(scope='module')
+def long_out(tokenizer, long_corpus):
+    return process(tokenizer, long_corpus, max_length=32, seed=3)
+
+
+class GoogleExampleBuilder:
+    """Google's ELECTRA ExampleBuilder (build_pretraining_dataset.py), on token ids, with an
+    explicit RNG in place of the `random` module."""
+
+    def __init__(self, max_length, rng):
+        self._max_length, self.rng = max_length, rng
+        self._current_sentences, self._current_length, self._target_length = [], 0, max_length
+
+    def add_line(self, bert_tokids):
+        self._current_sentences.append(bert_tokids)
+        self._current_length += len(bert_tokids)
+        if self._current_length >= self._target_length:
+            return self._create_example()
+        return None
+
+    def _create_example(self):
+        if self.rng.random() < 0.1:
+            first_segment_target_length = 100000
+        else:
+            first_segment_target_length = (self._target_length - 3) // 2
+        first_segment, second_segment = [], []
+        for sentence in self._current_sentences:
+            if (len(first_segment) == 0 or
+                    len(first_segment) + len(sentence) < first_segment_target_length or
+                    (len(second_segment) == 0 and
+                     len(first_segment) < first_segment_target_length and
+                     self.rng.random() < 0.5)):
+                first_segment += sentence
+            else:
+                second_segment += sentence
+        first_segment = first_segment[:self._max_length - 2]
+        second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
+        self._current_sentences, self._current_length = [], 0
+        if self.rng.random() < 0.05:
+            self._target_length = self.rng.randint(5, self._max_length)
+        else:
+            self._target_length = self._max_length
+        return first_segment, second_segment
+
+
+# ---- example layout -----------------------------------------------------------------------
+def test_columns_and_special_tokens_layout(tokenizer):
+    docs = load_corpus('sample')
+    out = ELECTRADataProcessor(docs, tokenizer, max_length=64).map()
+    assert out.column_names == ['input_ids', 'sentA_length']
+    assert len(out) > 20
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    n_two = 0
+    for ids, sa in examples(out):
+        assert 3 <= len(ids) <= 64
+        assert ids[0] == cls and ids[sa - 1] == sep and ids[-1] == sep
+        a, b = segments(ids, sa)
+        assert a, "segment A is never empty"
+        # [CLS]/[SEP] appear only at their structural positions
+        assert cls not in a + b and sep not in a + b and tokenizer.pad_token_id not in ids
+        if len(ids) == sa:
+            assert not b
+        else:
+            n_two += 1
+            assert b and len(ids) == sa + len(b) + 1
+    assert n_two > len(out) // 2  # most examples have two segments
+
+
+def test_length_bounded_and_target_reached(tokenizer, long_out):
+    lengths = [len(ids) for ids in long_out['input_ids']]
+    assert max(lengths) <= 32
+    assert sum(n == 32 for n in lengths) / len(lengths) > 0.8
+
+
+def test_overlong_line_is_truncated_to_max_length(tokenizer):
+    line = ' '.join(LETTERS * 4)  # 104 tokens, one sentence
+    out = process(tokenizer, [line], max_length=16)
+    (ids, sa), = examples(out)
+    assert len(ids) == 16 and sa == 16  # one segment: [CLS] 14 tokens [SEP]
+    assert ids[1:-1] == ids_of(tokenizer, line)[:14]
+
+
+def test_max_length_8_is_accepted(tokenizer):
+    out = process(tokenizer, ['a b c d e f g h i j k l'], max_length=8)
+    assert all(len(ids) <= 8 for ids in out['input_ids'])
+
+
+# ---- sentences accumulate until the target; nothing lost but truncation -------------------
+def test_examples_are_consecutive_lines_in_order(tokenizer):
+    rng = random.Random(7)
+    L, max_length = 6, 40
+    lines = []
+    while len(lines) < 400:  # distinct lines, all L tokens: each example's first line is identifiable
+        line = random_line(rng, L)
+        if line not in lines:
+            lines.append(line)
+    line_ids = [ids_of(tokenizer, line) for line in lines]
+    assert all(len(x) == L for x in line_ids)
+    out = process(tokenizer, ['\n'.join(lines)], max_length=max_length, seed=5)
+    first_line = {tuple(x): i for i, x in enumerate(line_ids)}
+    contents = [a + b for a, b in (segments(ids, sa) for ids, sa in examples(out))]
+    starts = [first_line[tuple(c[:L])] for c in contents] + [len(lines)]
+    assert starts[0] == 0
+    assert all(s < e for s, e in zip(starts, starts[1:]))  # consecutive, in order, every line used
+    for c, s, e in zip(contents, starts, starts[1:]):
+        consumed = [t for x in line_ids[s:e] for t in x]
+        # the segments hold the consumed lines in order; only the overflow is cut
+        assert c == consumed[:len(c)]
+        if len(c) < len(consumed):
+            assert len(c) >= max_length - 3
+        # lines accumulate only until the target (<= max_length) is reached
+        assert (e - s - 1) * L < max_length
+
+
+def test_whole_lines_go_to_a_then_b_like_google(tokenizer):
+    """With lines of varied length, A and B are each built of whole sentences; compared
+    with Google's ExampleBuilder fed the same sentences and the same random draws."""
+    rng = random.Random(11)
+    sentences = [ids_of(tokenizer, random_line(rng, rng.randint(1, 20))) for _ in range(3000)]
+    for seed in (0, 1):
+        proc = ELECTRADataProcessor(dset(['x']), tokenizer, max_length=48, seed=seed)
+        proc.rng = random.Random(seed)
+        ref = GoogleExampleBuilder(48, random.Random(seed))
+        n = 0
+        for s in sentences:
+            got, want = proc.add_line(list(s)), ref.add_line(list(s))
+            assert (got is None) == (want is None)
+            if got is not None:
+                n += 1
+                a, b = want
+                cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+                expected = [cls] + a + [sep] + (b + [sep] if b else [])
+                assert got == {'input_ids': expected, 'sentA_length': len(a) + 2}
+        assert n > 500
+
+
+# ---- example boundaries: blank lines and documents ------------------------------------------
+def test_blank_line_ends_the_example(tokenizer):
+    rng = random.Random(3)
+    first = [random_line(rng, 5, LETTERS[:13]) for _ in range(23)]
+    second = [random_line(rng, 5, LETTERS[13:]) for _ in range(23)]
+    out = process(tokenizer, ['\n'.join(first) + '\n\n\n' + '\n'.join(second)], max_length=32)
+    ids_first = set(tokenizer.convert_tokens_to_ids(list(LETTERS[:13])))
+    ids_second = set(tokenizer.convert_tokens_to_ids(list(LETTERS[13:])))
+    sides = []
+    for ids, sa in examples(out):
+        toks = set(sum(segments(ids, sa), []))
+        assert toks <= ids_first or toks <= ids_second, "an example spans a blank line"
+        sides.append(toks <= ids_first)
+    assert sides == sorted(sides, reverse=True) and True in sides and False in sides
+
+
+def test_short_pieces_between_blank_lines_become_their_own_examples(tokenizer):
+    out = process(tokenizer, ['a b c\n\nd e\n\n\nf', 'g h'], max_length=64)
+    got = [sum(segments(ids, sa), []) for ids, sa in examples(out)]
+    assert got == [ids_of(tokenizer, s) for s in ('a b c', 'd e', 'f', 'g h')]
+
+
+def test_examples_never_span_documents(tokenizer):
+    rng = random.Random(4)
+    docs = [('\n'.join(random_line(rng, 7, LETTERS[:13]) for _ in range(30)) if d % 2 == 0 else
+             '\n'.join(random_line(rng, 7, LETTERS[13:]) for _ in range(30))) for d in range(6)]
+    out = process(tokenizer, docs, max_length=40)
+    ids_first = set(tokenizer.convert_tokens_to_ids(list(LETTERS[:13])))
+    ids_second = set(tokenizer.convert_tokens_to_ids(list(LETTERS[13:])))
+    sides = []
+    for ids, sa in examples(out):
+        toks = set(sum(segments(ids, sa), []))
+        assert toks <= ids_first or toks <= ids_second, "an example spans two documents"
+        side = toks <= ids_first
+        if not sides or sides[-1] != side:
+            sides.append(side)
+    assert sides == [True, False] * 3  # in document order
+
+
+def test_empty_documents_give_no_examples(tokenizer):
+    out = process(tokenizer, ['', '\n\n', 'a b c'], max_length=16)
+    assert out['input_ids'] == [[tokenizer.cls_token_id] + ids_of(tokenizer, 'a b c') + [tokenizer.sep_token_id]]
+
+
+# ---- random single segments and short targets ------------------------------------------------
+def test_single_segment_fraction_about_ten_percent(long_out):
+    pairs = examples(long_out)
+    assert len(pairs) > 2000
+    single = sum(len(ids) == sa for ids, sa in pairs) / len(pairs)
+    assert 0.05 < single < 0.16
+
+
+def test_short_target_fraction_about_five_percent(long_out):
+    lengths = [len(ids) for ids in long_out['input_ids']]
+    short = sum(n < 32 for n in lengths) / len(lengths)
+    # 5% of examples get a random target in [5, max_length]; most of those are shorter
+    assert 0.015 < short < 0.09
+    assert min(lengths) < 16
+
+
+# ---- cleaning and tokenisation ----------------------------------------------------------------
+def test_min_line_chars_drops_short_lines(tokenizer):
+    text = 'x y\nthe long line one\nz\nanother long line'
+    kept = process(tokenizer, [text], max_length=64, min_line_chars=10)
+    (ids, sa), = examples(kept)
+    assert sum(segments(ids, sa), []) == ids_of(tokenizer, 'the long line one') + ids_of(tokenizer, 'another long line')
+    raw = process(tokenizer, [text], max_length=64, min_line_chars=10, apply_cleaning=False)
+    (ids, sa), = examples(raw)
+    assert sum(segments(ids, sa), []) == [t for line in text.split('\n') for t in ids_of(tokenizer, line)]
+
+
+def test_all_lines_filtered_gives_no_examples(tokenizer):
+    out = process(tokenizer, ['a\nb\nc'], max_length=16, min_line_chars=80)
+    assert len(out) == 0
+
+
+def test_cleaning_removes_empty_parentheses(tokenizer):
+    cleaned = process(tokenizer, ['a () b'], max_length=16)
+    assert cleaned['input_ids'][0][1:-1] == ids_of(tokenizer, 'a b')
+    raw = process(tokenizer, ['a () b'], max_length=16, apply_cleaning=False)
+    assert raw['input_ids'][0][1:-1] == ids_of(tokenizer, 'a () b')
+    assert len(raw['input_ids'][0]) == len(cleaned['input_ids'][0]) + 2
+
+
+def test_ids_match_per_line_tokenize_then_convert(tokenizer):
+    """Batched tokenisation gives the seed's per-line ids: one line per document, each its own example."""
+    lines = [line for d in load_corpus('sample')['text'] for line in d.split('\n')][::3]
+    lines += ['Héllo, WORLD!  Ünïcode test.', 'ﾃｽﾄ　全角ＡＢＣ１２３', 'tabs\tand  spaces', 'がぎぐげご パピプペポ']
+    out = process(tokenizer, lines, max_length=512, apply_cleaning=False)
+    assert len(out) == len(lines)
+    for (ids, sa), line in zip(examples(out), lines):
+        assert len(ids) == sa  # one line: one segment
+        assert ids[1:-1] == ids_of(tokenizer, line)
+
+
+# ---- determinism ------------------------------------------------------------------------------
+def test_same_seed_same_examples_other_seed_differs(tokenizer, long_corpus, long_out):
+    again = process(tokenizer, long_corpus, max_length=32, seed=3)
+    assert again['input_ids'] == long_out['input_ids'] and again['sentA_length'] == long_out['sentA_length']
+    other = process(tokenizer, long_corpus, max_length=32, seed=4)
+    assert other['sentA_length'] != long_out['sentA_length']
+
+
+# ---- Dataset.map with a cache file -----------------------------------------------------------
+@pytest.fixture
+def small_corpus():
+    rng = random.Random(9)
+    return ['\n'.join(random_line(rng, rng.randint(2, 9)) for _ in range(60)) for _ in range(8)]
+
+
+class MapCounter:
+    """Counts calls into `datasets.Dataset.map` (the processing itself)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        orig = datasets.Dataset.map
+
+        def counting_map(ds, *args, **kwargs):
+            self.calls += 1
+            return orig(ds, *args, **kwargs)
+
+        monkeypatch.setattr(datasets.Dataset, 'map', counting_map)
+
+
+def as_rows(out):
+    return list(zip(map(tuple, out['input_ids']), out['sentA_length']))
+
+
+@pytest.mark.parametrize('num_proc', [1, 2])
+def test_cache_is_written_then_loaded(tokenizer, small_corpus, tmp_path, monkeypatch, num_proc):
+    path = tmp_path / 'cache' / 'examples.arrow'
+    first = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path), num_proc=num_proc)
+    assert path.is_file() and path.with_suffix('.json').is_file()
+    assert sorted(os.listdir(path.parent)) == ['examples.arrow', 'examples.json']  # no partial left over
+    assert json.loads(path.with_suffix('.json').read_text())['max_length'] == 24
+    assert len(first) > 20 and first.column_names == ['input_ids', 'sentA_length']
+    if num_proc == 1:
+        assert as_rows(first) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
+    mtime = path.stat().st_mtime_ns
+
+    counter = MapCounter(monkeypatch)
+    monkeypatch.setattr(ELECTRADataProcessor, '__call__', lambda *a, **k: pytest.fail('recomputed a cached dataset'))
+    second = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path), num_proc=num_proc)
+    assert counter.calls == 0
+    assert path.stat().st_mtime_ns == mtime
+    assert as_rows(second) == as_rows(first)
+
+
+def test_cache_name_without_suffix_gets_arrow(tokenizer, small_corpus, tmp_path):
+    process(tokenizer, small_corpus, max_length=24, cache_file_name=str(tmp_path / 'ex'))
+    assert sorted(os.listdir(tmp_path)) == ['ex.arrow', 'ex.json']
+
+
+@pytest.mark.parametrize('change', [{'max_length': 20}, {'seed': 2}, {'min_line_chars': 12}, 'corpus'])
+def test_cache_rebuilt_when_inputs_change(tokenizer, small_corpus, tmp_path, monkeypatch, change):
+    path = str(tmp_path / 'examples.arrow')
+    base = dict(max_length=24, seed=1)
+    first = process(tokenizer, small_corpus, cache_file_name=path, **base)
+    corpus = small_corpus
+    kwargs = dict(base)
+    if change == 'corpus':
+        corpus = small_corpus[:-1] + [small_corpus[-1].replace('a', 'b')]  # same number of rows
+    else:
+        kwargs.update(change)
+    counter = MapCounter(monkeypatch)
+    rebuilt = process(tokenizer, corpus, cache_file_name=path, **kwargs)
+    assert counter.calls == 1
+    monkeypatch.undo()
+    assert as_rows(rebuilt) == as_rows(process(tokenizer, corpus, **kwargs))
+    assert as_rows(rebuilt) != as_rows(first)
+    if change != 'corpus':
+        meta = json.loads((tmp_path / 'examples.json').read_text())
+        assert all(meta[k] == v for k, v in change.items())
+
+
+def test_partial_cache_without_json_is_rebuilt(tokenizer, small_corpus, tmp_path, monkeypatch):
+    path = tmp_path / 'examples.arrow'
+    path.write_bytes(b'not an arrow file: an interrupted run')
+    (tmp_path / '.examples.partial').mkdir()  # a leftover work directory
+    (tmp_path / '.examples.partial' / 'junk').write_text('x')
+    counter = MapCounter(monkeypatch)
+    out = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path))
+    assert counter.calls == 1
+    monkeypatch.undo()
+    assert as_rows(out) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
+    assert sorted(os.listdir(tmp_path)) == ['examples.arrow', 'examples.json']
+    # and the rebuilt file is itself reusable
+    assert as_rows(datasets.Dataset.from_file(str(path))) == as_rows(out)
+
+
+def test_cache_with_corrupt_json_is_rebuilt(tokenizer, small_corpus, tmp_path):
+    path = tmp_path / 'examples.arrow'
+    process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path))
+    meta = json.loads(path.with_suffix('.json').read_text())
+    meta['max_length'] = 999  # a record that does not describe this run
+    path.with_suffix('.json').write_text(json.dumps(meta))
+    out = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path))
+    assert json.loads(path.with_suffix('.json').read_text())['max_length'] == 24
+    assert as_rows(out) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
+
+
+def test_num_proc_2_is_reproducible_and_depends_only_on_batches(tokenizer, small_corpus, tmp_path):
+    """Randomness is keyed by batch position, not by worker scheduling: two runs with
+    num_proc=2 agree, and equal an in-process run with the same batch boundaries."""
+    a = process(tokenizer, small_corpus, max_length=24, seed=1, num_proc=2, cache_file_name=str(tmp_path / 'a.arrow'))
+    b = process(tokenizer, small_corpus, max_length=24, seed=1, num_proc=2, cache_file_name=str(tmp_path / 'b.arrow'))
+    assert as_rows(a) == as_rows(b)
+    half = process(tokenizer, small_corpus, max_length=24, seed=1, batch_size=len(small_corpus) // 2)
+    assert as_rows(a) == as_rows(half)
+
+
+def test_num_proc_larger_than_rows(tokenizer, tmp_path):
+    out = process(tokenizer, ['a b c d', 'e f g'], max_length=16, num_proc=8, cache_file_name=str(tmp_path / 'x.arrow'))
+    assert [ids[1:-1] for ids in out['input_ids']] == [ids_of(tokenizer, 'a b c d'), ids_of(tokenizer, 'e f g')]
+
+
+# ---- bad inputs -------------------------------------------------------------------------------
+def test_missing_text_column(tokenizer):
+    with pytest.raises(ValueError, match='body'):
+        ELECTRADataProcessor(dset(['a b']), tokenizer, max_length=16, text_col='body')
+
+
+@pytest.mark.parametrize('max_length', [0, 5, 7])
+def test_max_length_too_small(tokenizer, max_length):
+    with pytest.raises(ValueError, match='max_length'):
+        ELECTRADataProcessor(dset(['a b']), tokenizer, max_length=max_length)

@@ -1,0 +1,111 @@
+"""The whole flow on CPU with the tiny model: exact steps, checkpoint names, the CSV log,
+the schedule actually applied, determinism, and the seed notebook's call pattern."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from fastai.callback.progress import ProgressCallback
+from fastai.data.core import DataLoaders
+
+from pretrain._utils.run_steps import RunSteps
+from pretrain.get_dataloaders import get_dataloader
+from pretrain.log_cb import COLUMNS, read_log
+from pretrain.masked_lm_cb import MaskedLMCallback
+from pretrain.scheduler import StepScheduler, lr_at
+from pretrain.train import build_learner, preprocess, pretrain, resolve_precision, set_seed
+
+
+def quiet(learn):
+    learn.remove_cb(ProgressCallback)
+    return learn
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    from pretrain.config import get_config
+    tmp = tmp_path_factory.mktemp('run')
+    c = get_config('tiny', steps=20, bs=16, num_workers=0, num_proc=1, log_every=5, device='cpu',
+                   data_dir=str(tmp / 'data'), checkpoint_dir=str(tmp / 'checkpoints' / 'pretrain'))
+    return c, pretrain(c)
+
+
+def test_stops_after_exactly_the_configured_steps(trained):
+    c, learn = trained
+    assert learn.train_iter == c.steps == 20
+    assert len(learn.dls.train) < 20  # several (fake) epochs were needed
+
+
+def test_checkpoints_at_the_seed_fractions(trained):
+    c, learn = trained
+    ckpt = Path(c.checkpoint_dir)
+    names = sorted(p.name for p in ckpt.glob('*.pth'))
+    assert names == sorted(f'vanilla_11081_{p}%.pth' for p in ('6.25', '12.5', '25.0', '50.0', '100.0'))
+    assert not list(ckpt.glob('*.tmp'))
+    state = torch.load(ckpt / 'vanilla_11081_100.0%.pth', weights_only=False)
+    assert set(state) == {'model', 'opt'}
+    final = learn.model.state_dict()
+    assert all(torch.equal(state['model'][k], v) for k, v in final.items())
+
+
+def test_csv_log_every_n_steps(trained):
+    c, _ = trained
+    path = Path(c.checkpoint_dir) / 'vanilla_11081.csv'
+    assert path.read_text().splitlines()[0] == ','.join(COLUMNS)
+    rows = read_log(path)
+    assert [r['step'] for r in rows] == [5, 10, 15, 20]
+    for r in rows:
+        assert math.isclose(r['loss'], r['gen_loss'] + 50 * r['disc_loss'], rel_tol=1e-4)
+        assert 0 <= r['disc_acc'] <= 1
+    assert math.isclose(rows[-1]['lr'], lr_at(19, 'original_linear', c.lr, c.steps, c.warmup_steps), rel_tol=1e-4)
+
+
+def test_schedule_applied_at_every_step(trained):
+    c, learn = trained
+    sched = next(cb for cb in learn.cbs if isinstance(cb, StepScheduler))
+    assert sched.hps['lr'] == [lr_at(i, 'original_linear', c.lr, c.steps, c.warmup_steps) for i in range(20)]
+
+
+def test_same_seed_same_losses(tmp_path):
+    from pretrain.config import get_config
+    logs = []
+    for run in ('a', 'b'):
+        c = get_config('tiny', steps=8, bs=8, num_workers=0, num_proc=1, log_every=2, device='cpu', save_points=[],
+                       data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / run))
+        pretrain(c)
+        logs.append(read_log(Path(c.checkpoint_dir) / f'{c.run_name}.csv'))
+    assert logs[0] == logs[1]
+
+
+def test_masked_lm_callback_feeds_the_electra_model(tiny_config, tokenizer):
+    c = tiny_config
+    ds = preprocess(c, tokenizer)
+    set_seed(c.seed)
+    dls = DataLoaders(get_dataloader(c, tokenizer, ds), path='.')
+    learn = quiet(build_learner(c, dls, tokenizer))
+    mlm = next(cb for cb in learn.cbs if isinstance(cb, MaskedLMCallback))
+    input_ids, sentA = dls.one_batch()
+    learn.xb, learn.yb = (input_ids, sentA), (sentA,)
+    mlm.before_batch()
+    masked, sentA2, is_mlm, labels = learn.xb
+    assert torch.equal(sentA2, sentA) and learn.yb[0] is labels
+    assert torch.equal(labels[is_mlm], input_ids[is_mlm]) and (labels[~is_mlm] == -100).all()
+    assert set(masked[is_mlm].unique().tolist()) - set(input_ids[is_mlm].tolist()) <= {tokenizer.mask_token_id}
+
+
+def test_run_steps_rejects_bad_save_points():
+    with pytest.raises(ValueError, match='outside the run'):
+        RunSteps(10, [1.5], 'x_{percent}')
+    with pytest.raises(ValueError, match="must contain '{percent}'"):
+        RunSteps(10, [0.5], 'x')
+
+
+def test_precision_resolution_and_device_errors(tiny_config):
+    assert resolve_precision(tiny_config) == 'fp32'
+    tiny_config.precision = 'fp16'
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_precision(tiny_config)
+    if not torch.cuda.is_available():
+        tiny_config.device = 'cuda:0'
+        with pytest.raises(ValueError, match='CUDA is not available'):
+            pretrain(tiny_config)
