@@ -47,6 +47,7 @@ SIZES: dict[str, dict[str, Any]] = {
                   bs=2048, steps=400_000, max_length=512, warmup_steps=10_000),
 }
 LOGGERS = ('wandb', None, False)
+WANDB_MODES = (None, 'online', 'offline', 'disabled')
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
 
@@ -67,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     'datas': ['sample'],
     'tokenizer': 'data/sample/tokenizer',
     'min_line_chars': 0,            # the English Wikipedia recipe used 80; too high for Japanese
-    'logger': None,
+    'logger': None,                 # or 'wandb'
+    'wandb_mode': None,             # None: wandb's own (WANDB_MODE); 'offline' needs no network
     'log_every': 10,
     'num_workers': min(3, os.cpu_count() or 1),
     'num_proc': min(8, os.cpu_count() or 1),
@@ -97,6 +99,7 @@ def validate(c: MyConfig) -> MyConfig:
     _allowed('schedule', c.schedule, SCHEDULES)
     _allowed('logger', c.logger, LOGGERS)
     _allowed('precision', c.get('precision', 'auto'), PRECISIONS)
+    _allowed('wandb_mode', c.get('wandb_mode'), WANDB_MODES)
     if isinstance(c.datas, str) or not c.datas:
         raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
     for data in c.datas:

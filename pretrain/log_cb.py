@@ -13,15 +13,16 @@ COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 
 class CSVLogger(Callback):
     """Appends `step, gen_loss, disc_loss, loss, lr, disc_acc` (means over the last
-    `log_every` steps) to `path`, which is started afresh at the start of `fit`.
+    `log_every` steps) to `path`, which is started afresh at the start of `fit`; with a
+    `wandb_run`, logs the same values there (fastai's WandbCallback would sync every step).
 
     Needs `ELECTRALoss` (its `last_losses`) and `ELECTRAModel`'s outputs in `learn.pred`;
     `disc_acc` is the discriminator's accuracy over non-pad tokens.
     """
     order = 55
 
-    def __init__(self, path: str | Path, log_every: int = 10):
-        self.path, self.log_every = Path(path), log_every
+    def __init__(self, path: str | Path, log_every: int = 10, wandb_run=None):
+        self.path, self.log_every, self.wandb_run = Path(path), log_every, wandb_run
 
     def before_fit(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,12 +45,17 @@ class CSVLogger(Callback):
     def after_fit(self) -> None:
         if getattr(self, 'n', 0):
             self.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
 
     def flush(self) -> None:
         gen, disc, loss, acc = (self.sums / self.n).tolist()  # the one host sync per log_every steps
         lr = self.opt.hypers[0]['lr']
+        step = self.learn.train_iter
         with self.path.open('a', newline='') as f:
-            csv.writer(f).writerow([self.learn.train_iter, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
+            csv.writer(f).writerow([step, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
+        if self.wandb_run is not None:
+            self.wandb_run.log(dict(zip(COLUMNS[1:], (gen, disc, loss, lr, acc))), step=step)
         self.sums, self.n = None, 0
 
 

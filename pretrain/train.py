@@ -71,6 +71,18 @@ def check_device(c: MyConfig) -> torch.device:
     return device
 
 
+def wandb_run(c: MyConfig):
+    """A Weights & Biases run when `c.logger == 'wandb'` (mode from `c.wandb_mode` or the
+    WANDB_MODE environment variable; 'offline' needs no network), else None."""
+    if c.logger != 'wandb':
+        return None
+    try:
+        import wandb
+    except ImportError:
+        raise ValueError("logger='wandb' needs the wandb package: pip install wandb") from None
+    return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.get('wandb_mode'))
+
+
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
     masking, exact step count with checkpoints, CSV log, mixed precision, clipping, schedule
@@ -91,7 +103,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                                                               c.disc_smooth_label),
                     opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name,
                     cbs=[mlm_cb, RunSteps(c.steps, c.get('save_points'), c.run_name + '_{percent}'),
-                         CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10)),
+                         CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), wandb_run(c)),
                          get_scheduler(c)])
     precision = resolve_precision(c)
     if precision == 'fp16':
@@ -99,11 +111,6 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     elif precision == 'bf16':
         learn.to_bf16()
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
-    if c.logger == 'wandb':
-        import wandb
-        from fastai.callback.wandb import WandbCallback
-        wandb.init(name=c.run_name, project='electra_pretrain', config={**c})
-        learn.add_cb(WandbCallback(log_preds=False, log_model=False))
     return learn
 
 

@@ -1,0 +1,188 @@
+"""Local corpora: named samples, .txt/.jsonl/.parquet files and directories, clear errors."""
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pretrain.config import REPO_ROOT
+from pretrain.corpus import NAMED_DATAS, check_data_name, data_cache_name, data_files, load_corpus
+
+
+def blocks(path):
+    """Blank-line separated blocks of a text file, each as its stripped non-empty lines."""
+    out, cur = [], []
+    for line in Path(path).read_text(encoding='utf-8').splitlines():
+        if line.strip():
+            cur.append(line.strip())
+        elif cur:
+            out.append(cur)
+            cur = []
+    if cur:
+        out.append(cur)
+    return out
+
+
+# ---- named corpora ------------------------------------------------------------------------
+@pytest.mark.parametrize('name', ['sample', 'sample_ja', 'sample_en'])
+def test_named_corpus_documents(name):
+    ds = load_corpus(name)
+    assert ds.column_names == ['text']
+    expected = [b for f in NAMED_DATAS[name] for b in blocks(REPO_ROOT / f)]
+    assert len(ds) == len(expected) > 1
+    for doc, lines in zip(ds['text'], expected):
+        assert doc.split('\n') == lines  # one sentence per line, no blank line inside a document
+        assert all(line.strip() == line and line for line in doc.split('\n'))
+
+
+def test_sample_is_ja_then_en():
+    ja, en, both = load_corpus('sample_ja'), load_corpus('sample_en'), load_corpus('sample')
+    assert list(both['text']) == list(ja['text']) + list(en['text'])
+    assert any('\u3041' <= ch <= '\u30ff' for ch in ja['text'][0])  # Japanese kana
+    assert en['text'][0].isascii()
+
+
+def test_named_corpus_does_not_depend_on_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert len(load_corpus('sample_en')) > 1
+    assert all(p.is_file() for p in data_files('sample'))
+
+
+# ---- files and directories ----------------------------------------------------------------
+def test_txt_file(tmp_path):
+    f = tmp_path / 'c.txt'
+    f.write_text('  First sentence.  \nSecond one.\n\n\n\nOther doc.\r\nMore.\n  \n', encoding='utf-8')
+    ds = load_corpus(str(f))
+    assert ds['text'] == ['First sentence.\nSecond one.', 'Other doc.\nMore.']
+
+
+def test_jsonl_file(tmp_path):
+    f = tmp_path / 'c.jsonl'
+    f.write_text(json.dumps({'text': 'a b.\nc d.', 'id': 1}) + '\n\n' +
+                 json.dumps({'text': '日本語の文。', 'meta': {'x': 1}}, ensure_ascii=False) + '\n' +
+                 json.dumps({'text': '   '}) + '\n', encoding='utf-8')
+    ds = load_corpus(str(f))
+    assert ds['text'] == ['a b.\nc d.', '日本語の文。']  # blank lines skipped, empty documents dropped
+
+
+def test_parquet_file(tmp_path):
+    f = tmp_path / 'c.parquet'
+    pq.write_table(pa.table({'text': ['doc one.\nline two.', None, '', 'doc two.'], 'n': [1, 2, 3, 4]}), f)
+    assert load_corpus(str(f))['text'] == ['doc one.\nline two.', 'doc two.']
+
+
+def test_directory_of_files(tmp_path):
+    d = tmp_path / 'corpus'
+    (d / 'sub').mkdir(parents=True)
+    (d / 'b.txt').write_text('from b.\n\nb second doc.\n', encoding='utf-8')
+    (d / 'a.jsonl').write_text(json.dumps({'text': 'from a.'}) + '\n', encoding='utf-8')
+    pq.write_table(pa.table({'text': ['from c.']}), d / 'sub' / 'c.parquet')
+    (d / 'notes.md').write_text('ignored', encoding='utf-8')
+    (d / 'data.csv').write_text('text\nignored', encoding='utf-8')
+    files = data_files(str(d))
+    assert [p.relative_to(d).as_posix() for p in files] == ['a.jsonl', 'b.txt', 'sub/c.parquet']
+    assert load_corpus(str(d))['text'] == ['from a.', 'from b.', 'b second doc.', 'from c.']
+    assert data_cache_name(str(d)) == 'corpus'
+
+
+def test_relative_path_from_cwd(tmp_path, monkeypatch):
+    (tmp_path / 'my.txt').write_text('one.\n', encoding='utf-8')
+    monkeypatch.chdir(tmp_path)
+    assert load_corpus('my.txt')['text'] == ['one.']
+    assert data_cache_name('my.txt') == 'my'
+
+
+def test_check_data_name_accepts_names_and_paths(tmp_path):
+    f = tmp_path / 'x.txt'
+    f.write_text('x\n', encoding='utf-8')
+    for data in ['sample', 'sample_ja', 'sample_en', str(f), str(tmp_path)]:
+        check_data_name(data)
+    assert data_cache_name('sample_ja') == 'sample_ja'
+
+
+# ---- errors -------------------------------------------------------------------------------
+def test_unknown_name_lists_allowed():
+    with pytest.raises(ValueError) as e:
+        load_corpus('wikipedia')
+    msg = str(e.value)
+    assert "'wikipedia'" in msg
+    for name in NAMED_DATAS:
+        assert repr(name) in msg
+
+
+@pytest.mark.parametrize('bad', [None, 3, ['sample']])
+def test_non_string_data(bad):
+    with pytest.raises(ValueError, match='strings'):
+        check_data_name(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValueError, match='does not exist'):
+        load_corpus(str(tmp_path / 'nope.txt'))
+
+
+def test_unsupported_suffix(tmp_path):
+    f = tmp_path / 'c.csv'
+    f.write_text('text\nhello\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r'unsupported type.*\.txt'):
+        load_corpus(str(f))
+
+
+def test_directory_without_corpus_files(tmp_path):
+    (tmp_path / 'readme.md').write_text('x', encoding='utf-8')
+    with pytest.raises(ValueError, match='holds no'):
+        load_corpus(str(tmp_path))
+
+
+def test_bad_json_line_names_file_and_line(tmp_path):
+    f = tmp_path / 'c.jsonl'
+    f.write_text(json.dumps({'text': 'ok'}) + '\n\n{"text": "broken\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r'c\.jsonl:3: not valid JSON'):
+        load_corpus(str(f))
+
+
+@pytest.mark.parametrize('record', [{'body': 'x'}, {'text': 3}, ['text'], 'text'])
+def test_jsonl_record_without_text(tmp_path, record):
+    f = tmp_path / 'c.jsonl'
+    f.write_text(json.dumps({'text': 'ok'}) + '\n' + json.dumps(record) + '\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r"c\.jsonl:2: .*'text'"):
+        load_corpus(str(f))
+
+
+def test_parquet_without_text_column(tmp_path):
+    f = tmp_path / 'c.parquet'
+    pq.write_table(pa.table({'body': ['x'], 'n': [1]}), f)
+    with pytest.raises(ValueError, match=r"no 'text' column \(columns: body, n\)"):
+        load_corpus(str(f))
+
+
+def test_parquet_with_non_string_text(tmp_path):
+    f = tmp_path / 'c.parquet'
+    pq.write_table(pa.table({'text': [1, 2]}), f)
+    with pytest.raises(ValueError, match=r"c\.parquet: .*'text' column must hold strings"):
+        load_corpus(str(f))
+
+
+def test_corrupt_parquet(tmp_path):
+    f = tmp_path / 'c.parquet'
+    f.write_bytes(b'definitely not parquet')
+    with pytest.raises(ValueError, match=r'c\.parquet: cannot read as parquet'):
+        load_corpus(str(f))
+
+
+@pytest.mark.parametrize('suffix,content', [('.txt', '\n\n  \n'), ('.jsonl', '\n'), ('.jsonl', '{"text": ""}\n')])
+def test_empty_corpus(tmp_path, suffix, content):
+    f = tmp_path / f'c{suffix}'
+    f.write_text(content, encoding='utf-8')
+    with pytest.raises(ValueError, match='holds no text'):
+        load_corpus(str(f))
+
+
+@pytest.mark.parametrize('suffix', ['.txt', '.jsonl'])
+def test_non_utf8_file(tmp_path, suffix):
+    f = tmp_path / f'c{suffix}'
+    text = 'caf\u00e9 au lait.' if suffix == '.txt' else json.dumps({'text': 'caf\u00e9'}, ensure_ascii=False)
+    f.write_bytes(text.encode('latin-1') + b'\n')
+    with pytest.raises(ValueError, match=rf'c\{suffix}: not UTF-8'):
+        load_corpus(str(f))

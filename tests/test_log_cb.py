@@ -1,0 +1,49 @@
+import math
+from pathlib import Path
+
+import pytest
+
+from pretrain.config import get_config
+from pretrain.log_cb import read_log
+from pretrain.train import pretrain
+
+
+class FakeRun:
+    def __init__(self):
+        self.logged, self.finished = [], False
+
+    def log(self, values, step):
+        self.logged.append((step, values))
+
+    def finish(self):
+        self.finished = True
+
+
+def test_wandb_gets_the_csv_rows(tmp_path, monkeypatch):
+    run = FakeRun()
+    monkeypatch.setattr('pretrain.train.wandb_run', lambda c: run)
+    c = get_config('tiny', steps=6, bs=16, num_workers=0, num_proc=1, log_every=3, device='cpu', save_points=[],
+                   data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
+    pretrain(c)
+    rows = read_log(Path(c.checkpoint_dir) / f'{c.run_name}.csv')
+    assert [step for step, _ in run.logged] == [r['step'] for r in rows] == [3, 6]
+    for (_, values), row in zip(run.logged, rows):
+        assert all(math.isclose(values[k], row[k], rel_tol=1e-5, abs_tol=1e-6) for k in values)
+    assert run.finished
+
+
+def test_wandb_offline_needs_no_network(tmp_path, monkeypatch):
+    pytest.importorskip('wandb')
+    monkeypatch.setenv('WANDB_DIR', str(tmp_path))
+    monkeypatch.setenv('WANDB_SILENT', 'true')
+    c = get_config('tiny', steps=2, bs=16, num_workers=0, num_proc=1, log_every=1, device='cpu', save_points=[],
+                   logger='wandb', wandb_mode='offline',
+                   data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
+    pretrain(c)
+    runs = list((tmp_path / 'wandb').glob('offline-run-*/run-*.wandb'))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+
+def test_unknown_wandb_mode():
+    with pytest.raises(ValueError, match="unknown wandb_mode 'cloud'"):
+        get_config('tiny', wandb_mode='cloud')
