@@ -1,17 +1,22 @@
 """Command line: `python -m pretrain [train] --size tiny --steps 300 ...` runs the notebook's flow;
-`python -m pretrain tokenizer --datas sample --out DIR` trains a WordPiece vocabulary.
+other subcommands (`python -m pretrain --help` lists them) prepare data and tokenizers or use
+checkpoints.
 
-Every config key is a flag (`--base_run_name x`, `--datas sample a.txt`, `--logger wandb`);
+Every config key is a flag of `train` (`--base_run_name x`, `--datas sample a.txt`, `--logger wandb`);
 values are read as Python literals where they parse as one (`--seed 1`, `--precision bf16`).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import sys
 from typing import Any
 
 from .config import DEFAULTS, get_config
+
+# Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
+SUBCOMMAND_MODULES: list[str] = []
 
 
 def parse_value(text: str) -> Any:
@@ -24,7 +29,29 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def train_parser(parser: argparse.ArgumentParser) -> None:
+def config_from_args(args: argparse.Namespace):
+    return get_config(**{k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import pretrain
+    c = config_from_args(args)
+    print(f'run {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}')
+    learn = pretrain(c)
+    print(f'done: checkpoints and log in {learn.path / learn.model_dir}')
+    return 0
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    from .corpus import load_corpus
+    from .tokenizer import train_tokenizer
+    texts = (t for data in args.datas for t in load_corpus(data)['text'])
+    tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
+    print(f'tokenizer with {len(tokenizer)} tokens saved to {args.out}')
+    return 0
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for key, default in DEFAULTS.items():
         if key in ('datas', 'save_points', 'loss_weights'):
             parser.add_argument(f'--{key}', nargs='+', type=parse_value, help=f'default: {default}')
@@ -32,35 +59,31 @@ def train_parser(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(f'--{key}', type=parse_value, help=f'default: {default}')
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith('-'):
-        argv.insert(0, 'train')
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m pretrain', description='ELECTRA pre-training')
     sub = parser.add_subparsers(dest='command', required=True)
-    train_parser(sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow)'))
+    train = sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow); the default command')
+    add_config_flags(train)
+    train.set_defaults(func=run_train)
     tok = sub.add_parser('tokenizer', help='train a WordPiece tokenizer on local corpora')
     tok.add_argument('--datas', nargs='+', default=['sample'])
     tok.add_argument('--out', required=True)
     tok.add_argument('--vocab_size', type=int, default=32768)
     tok.add_argument('--min_frequency', type=int, default=2)
     tok.add_argument('--num_unused', type=int, default=0)
-    args = parser.parse_args(argv)
+    tok.set_defaults(func=run_tokenizer)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith('-') and argv[0] not in ('-h', '--help')):
+        argv.insert(0, 'train')
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == 'tokenizer':
-            from .corpus import load_corpus
-            from .tokenizer import train_tokenizer
-            texts = (t for data in args.datas for t in load_corpus(data)['text'])
-            tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
-            print(f'tokenizer with {len(tokenizer)} tokens saved to {args.out}')
-            return 0
-        overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
-        c = get_config(**overrides)
-        from .train import pretrain
-        print(f'run {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}')
-        learn = pretrain(c)
-        print(f'done: checkpoints and log in {learn.path / learn.model_dir}')
-        return 0
+        return args.func(args)
     except (ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -43,6 +43,18 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
     out_dir.mkdir(parents=True, exist_ok=True)
     hf_tokenizer.save_pretrained(str(out_dir))
     return hf_tokenizer
+
+
+def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
+    """A function from lines to token ids without special tokens, giving the same ids as the
+    seed's `convert_tokens_to_ids(tokenize(line))` per line, but batched: one call into the
+    Rust tokenizer for a whole batch of lines."""
+    def encode(lines: list[str]) -> list[list[int]]:
+        if not lines:
+            return []
+        return hf_tokenizer(lines, add_special_tokens=False, return_attention_mask=False,
+                            return_token_type_ids=False)['input_ids']
+    return encode
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:

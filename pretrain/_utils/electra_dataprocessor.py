@@ -13,6 +13,8 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 
+from ..tokenizer import batch_encoder
+
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),
                               'sentA_length': datasets.Value('int32')})
 FORMAT_VERSION = 1  # bump when the example layout changes: old caches are rebuilt
@@ -41,6 +43,7 @@ class ELECTRADataProcessor:
         self.hf_dset, self.hf_tokenizer, self.text_col = hf_dset, hf_tokenizer, text_col
         self.lines_delimiter, self.apply_cleaning, self.min_line_chars = lines_delimiter, apply_cleaning, min_line_chars
         self.seed = seed
+        self.encode = batch_encoder(hf_tokenizer)
         self._max_length = max_length
         self._reset(random.Random(seed))
 
@@ -72,9 +75,7 @@ class ELECTRADataProcessor:
                     doc.append(len(lines))
                     lines.append(line)
             docs.append(doc)
-        # one batched call into the Rust tokenizer for all lines of all documents
-        ids = self.hf_tokenizer(lines, add_special_tokens=False, return_attention_mask=False,
-                                return_token_type_ids=False)['input_ids'] if lines else []
+        ids = self.encode(lines)  # all lines of all documents of the batch at once
         return [[None if i is None else ids[i] for i in doc] for doc in docs]
 
     # ---- ids -> examples (Google's ExampleBuilder) ----------------------------------------
