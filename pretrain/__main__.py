@@ -16,7 +16,7 @@ from typing import Any
 from .config import DEFAULTS, get_config
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump']
 
 
 def parse_value(text: str) -> Any:
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        # fastai prefixes errors raised in callbacks with the callback's name: keep the message
+        print(f'error: {str(e).strip().splitlines()[-1].strip()}', file=sys.stderr)
         return 2
 
 

@@ -76,6 +76,15 @@ DEFAULTS: dict[str, Any] = {
     'precision': 'auto',            # auto: bf16 on GPUs that have it, else fp16; fp32 on CPU
     'clip': 1.0,
     'save_points': SAVE_POINTS,
+    'save_every': None,             # also checkpoint every N steps ...
+    'keep_last': 3,                 # ... keeping the last K of those
+    'resume': None,                 # a checkpoint path, or 'latest' of this run_name
+    'export': True,                 # Hugging Face directories of both models at the end
+    'init_generator': None,         # continued pre-training: local Hugging Face ELECTRA directories
+    'init_discriminator': None,
+    'freeze_layers': 0,             # ... with the lowest N layers frozen
+    'max_nonfinite': 20,            # stop after this many consecutive non-finite losses
+    'pad_to_max_length': False,     # static shapes: pad every batch to max_length
     'data_dir': 'data',
     'checkpoint_dir': 'checkpoints/pretrain',
     # derived from size unless given

@@ -34,11 +34,17 @@ class ElectraDataLoader(DataLoader):
     Shuffling uses `self.rng` (seeded from `seed`), as fastai's does; each worker process gets
     whole batches of indices and fetches each batch from Arrow in one call. With
     `pad_to_max_length`, every batch is padded to `max_length` (static shapes).
+
+    Data parallel: with `world_size` > 1, every rank shuffles with the same seed and takes every
+    `world_size`-th example from `rank` on, so the union of the ranks' i-th batches is the i-th
+    batch of one process with batch size `bs * world_size`; all ranks get the same number of
+    batches. Resuming: `epoch_rng_state` is the RNG state an epoch started from and
+    `skip_batches` drops that many batches from the next epoch (see pretrain/checkpoint.py).
     """
 
     def __init__(self, dataset: datasets.Dataset, bs: int, pad_idx: int, max_length: int | None = None,
                  pad_to_max_length: bool = False, shuffle: bool = True, drop_last: bool = False,
-                 num_workers: int = 0, seed: int | None = None, **kwargs):
+                 num_workers: int = 0, seed: int | None = None, rank: int = 0, world_size: int = 1, **kwargs):
         missing = {'input_ids', 'sentA_length'} - set(dataset.column_names)
         if missing:
             raise ValueError(f"the dataset lacks column(s) {', '.join(sorted(missing))}; build it with ELECTRADataProcessor")
@@ -52,10 +58,36 @@ class ElectraDataLoader(DataLoader):
         self.n_inp = 2  # both input_ids and sentA_length go to the model (fastai splits xb/yb by it)
         if seed is not None:
             self.rng = random.Random(seed)
+        # torch's loader draws a base seed per epoch; a private generator keeps that draw out of the
+        # global RNG, so masking and sampling see the same stream whether or not a run was resumed
+        self.fake_l.generator = torch.Generator().manual_seed(seed or 0)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.rank, self.world_size = rank, world_size
+        self.epoch_rng_state, self.skip_batches = None, 0
+
+    def __len__(self) -> int:
+        if self.world_size == 1:
+            return super().__len__()
+        n = self.n // self.world_size
+        return n // self.bs + (0 if self.drop_last or n % self.bs == 0 else 1)
+
+    def __iter__(self):
+        self.epoch_rng_state = self.rng.getstate()  # before fastai's per-epoch randomize()
+        return super().__iter__()
+
+    def get_idxs(self):
+        idxs = super().get_idxs()
+        if self.world_size > 1:
+            # equal shares (drop the remainder) so every rank takes the same number of steps
+            idxs = idxs[self.rank::self.world_size][:len(idxs) // self.world_size]
+        if self.skip_batches:
+            idxs, self.skip_batches = idxs[self.skip_batches * self.bs:], 0
+        return idxs
 
     def new(self, dataset=None, cls=None, **kwargs):
-        kwargs = {'pad_idx': self.pad_idx, 'max_length': self.max_length,
-                  'pad_to_max_length': self.pad_to_max_length, **kwargs}
+        kwargs = {'pad_idx': self.pad_idx, 'max_length': self.max_length, 'pad_to_max_length': self.pad_to_max_length,
+                  'rank': self.rank, 'world_size': self.world_size, **kwargs}
         return super().new(dataset, cls, **kwargs)
 
     def create_batches(self, samps):
@@ -64,10 +96,11 @@ class ElectraDataLoader(DataLoader):
             yield pad_batch(arrow[list(idxs)], self.pad_idx, self.max_length if self.pad_to_max_length else None)
 
 
-def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset) -> ElectraDataLoader:
-    """The training loader of the config: batch size `c.bs`, `c.num_workers` worker processes,
-    shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA."""
-    return ElectraDataLoader(dset, bs=c.bs, pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
+def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world_size: int = 1) -> ElectraDataLoader:
+    """The training loader of the config: `c.bs` examples per step over all `world_size`
+    processes, `c.num_workers` worker processes, shuffled with a RNG seeded from `c.seed`,
+    pinned memory on CUDA."""
+    return ElectraDataLoader(dset, bs=c.bs // world_size, pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
                              pad_to_max_length=c.get('pad_to_max_length', False), shuffle=True,
-                             num_workers=c.num_workers, seed=c.get('seed'),
+                             num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
                              pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))

@@ -23,12 +23,30 @@ class CSVLogger(Callback):
 
     def __init__(self, path: str | Path, log_every: int = 10, wandb_run=None):
         self.path, self.log_every, self.wandb_run = Path(path), log_every, wandb_run
+        self.resumed = None
+
+    def state_dict(self) -> dict:
+        """The running sums, so a resumed run writes the same rows as an uninterrupted one."""
+        return {'sums': self.sums, 'n': self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.resumed = state
 
     def before_fit(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.sums, self.n = None, 0
+        if self.resumed is not None and self.path.exists():
+            # resuming (train_iter already restored): keep the rows up to the checkpoint's step
+            step = self.learn.train_iter
+            with self.path.open(newline='') as f:
+                rows = [r for r in csv.reader(f)][1:]
+            with self.path.open('w', newline='') as f:
+                csv.writer(f).writerows([COLUMNS] + [r for r in rows if r and int(r[0]) <= step])
+            self.sums, self.n = self.resumed['sums'], self.resumed['n']
+            self.resumed = None
+            return
         with self.path.open('w', newline='') as f:
             csv.writer(f).writerow(COLUMNS)
-        self.sums, self.n = None, 0
 
     def after_batch(self) -> None:
         if not self.training or self.learn.loss_func.last_losses is None:

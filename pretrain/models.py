@@ -2,6 +2,8 @@
 the discriminator tells which tokens were replaced."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,37 @@ def tie_embeddings(generator: ElectraForMaskedLM, discriminator: ElectraForPreTr
     keeps its own `embeddings_project` when embedding size != hidden size."""
     discriminator.electra.embeddings = generator.electra.embeddings
     generator.generator_lm_head.weight = generator.electra.embeddings.word_embeddings.weight
+
+
+def from_pretrained_pair(generator_dir: str | Path, discriminator_dir: str | Path,
+                         freeze_layers: int = 0) -> tuple[ElectraForMaskedLM, ElectraForPreTraining]:
+    """Continue pre-training from local Hugging Face ELECTRA directories (ours from
+    `python -m pretrain export`, or e.g. a copy of google/electra-small-*).
+
+    The discriminator's embeddings become the shared block again (the two saved copies may have
+    drifted apart in other projects); `freeze_layers` stops training the lowest N transformer
+    layers of both models.
+    """
+    for d in (generator_dir, discriminator_dir):
+        if not (Path(d) / 'config.json').is_file():
+            raise ValueError(f"{str(d)!r} is not a Hugging Face model directory (no config.json)")
+    try:
+        generator = ElectraForMaskedLM.from_pretrained(str(generator_dir), local_files_only=True)
+        discriminator = ElectraForPreTraining.from_pretrained(str(discriminator_dir), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot load the ELECTRA pair: {str(e).splitlines()[0]}") from None
+    g, d = generator.config, discriminator.config
+    if (g.vocab_size, g.embedding_size) != (d.vocab_size, d.embedding_size):
+        raise ValueError(f"generator and discriminator cannot share embeddings: vocab/embedding sizes "
+                         f"{(g.vocab_size, g.embedding_size)} vs {(d.vocab_size, d.embedding_size)}")
+    generator.electra.embeddings = discriminator.electra.embeddings
+    generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+    for model in (generator, discriminator):
+        if freeze_layers > model.config.num_hidden_layers:
+            raise ValueError(f"freeze_layers={freeze_layers} but the model has {model.config.num_hidden_layers} layers")
+        for layer in model.electra.encoder.layer[:freeze_layers]:
+            layer.requires_grad_(False)
+    return generator, discriminator
 
 
 def gumbel_noise(shape: torch.Size, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -101,12 +134,29 @@ class ELECTRALoss:
 
     def __call__(self, pred, targ_ids: torch.Tensor) -> torch.Tensor:
         mlm_gen_logits, generated, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
-        gen_loss = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
-                                   label_smoothing=self.gen_label_smooth)
+        gen_losses = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
+                                     label_smoothing=self.gen_label_smooth, reduction='none')
         disc_logits = disc_logits.masked_select(non_pad).float()
         targets = is_replaced.masked_select(non_pad).float()
         if self.disc_label_smooth:
             targets = targets.masked_fill(targets == 0, self.disc_label_smooth)
-        disc_loss = F.binary_cross_entropy_with_logits(disc_logits, targets)
+        disc_losses = F.binary_cross_entropy_with_logits(disc_logits, targets, reduction='none')
+        gen_count, disc_count = global_counts(gen_losses.new_tensor([gen_losses.numel(), disc_losses.numel()]))
+        gen_loss, disc_loss = gen_losses.sum() / gen_count, disc_losses.sum() / disc_count
         self.last_losses = (gen_loss.detach(), disc_loss.detach())
         return gen_loss * self.loss_weights[0] + disc_loss * self.loss_weights[1]
+
+
+def global_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Denominators for means over the *global* batch under data parallelism.
+
+    DDP averages gradients over ranks; dividing each rank's sum by (global count / world size)
+    makes that average equal the gradient of the mean over all ranks' positions, whatever each
+    rank's share of masked or non-pad tokens. One process: the counts themselves.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        counts = counts.clone()
+        dist.all_reduce(counts)
+        counts = counts / dist.get_world_size()
+    return counts

@@ -9,17 +9,22 @@ import datasets
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
+from fastai.callback.progress import ProgressCallback
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
+from .checkpoint import find_resume, resume, vocab_hash
 from .config import REPO_ROOT, MyConfig, electra_configs
 from .corpus import data_cache_name, load_corpus
+from .distributed import DataParallel, init_distributed, rank0_first, teardown
+from .export import export_model
 from .get_dataloaders import get_dataloader
+from .health import StopOnNonFinite
 from .log_cb import CSVLogger
 from .masked_lm_cb import MaskedLMCallback
-from .models import ELECTRALoss, ELECTRAModel, build_electra
+from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
 from .optim import get_optim
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer
@@ -83,14 +88,28 @@ def wandb_run(c: MyConfig):
     return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.get('wandb_mode'))
 
 
-def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None) -> Learner:
-    """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
-    masking, exact step count with checkpoints, CSV log, mixed precision, clipping, schedule
-    (the schedule callback is added to the learner too, so `learn.fit` needs no extra cbs)."""
-    device = check_device(c)
-    if electra_model is None:
+def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
+    """Fresh models for `c.size`, or the local Hugging Face pair in `c.init_generator` /
+    `c.init_discriminator` to continue pre-training from (lowest `c.freeze_layers` frozen)."""
+    if c.get('init_generator') or c.get('init_discriminator'):
+        if not (c.get('init_generator') and c.get('init_discriminator')):
+            raise ValueError("continued pre-training needs both init_generator and init_discriminator directories")
+        generator, discriminator = from_pretrained_pair(c.init_generator, c.init_discriminator, c.get('freeze_layers', 0))
+        if discriminator.config.vocab_size != len(hf_tokenizer):
+            raise ValueError(f"the models have a vocabulary of {discriminator.config.vocab_size} but tokenizer "
+                             f"{c.tokenizer!r} has {len(hf_tokenizer)}; use the tokenizer saved with the models")
+    else:
         generator, discriminator = build_electra(*electra_configs(c, hf_tokenizer))
-        electra_model = ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling)
+    return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling)
+
+
+def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
+                  rank: int = 0) -> Learner:
+    """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
+    masking, exact step count with checkpoints, CSV log (rank 0), non-finite guard, mixed
+    precision, clipping, schedule (added to the learner, so `learn.fit` needs no extra cbs)."""
+    device = check_device(c)
+    electra_model = electra_model or build_models(c, hf_tokenizer)
     mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=hf_tokenizer.all_special_ids,
                               vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
                               replace_prob=0.0 if c.electra_mask_style else 0.1,
@@ -98,30 +117,50 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                               pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
                               exact_count=c.get('exact_mask_count', True))
     checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
+    cbs = [mlm_cb, RunSteps(c.steps, c.get('save_points'), c.run_name + '_{percent}', save_every=c.get('save_every'),
+                            keep_last=c.get('keep_last'), rank=rank),
+           StopOnNonFinite(c.get('max_nonfinite', 20), c.get('log_every', 10)), get_scheduler(c)]
+    if rank == 0:
+        cbs.append(CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), wandb_run(c)))
     dls.to(device)
     learn = Learner(dls, electra_model, loss_func=ELECTRALoss(c.get('loss_weights', (1.0, 50.0)), c.gen_smooth_label,
                                                               c.disc_smooth_label),
-                    opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name,
-                    cbs=[mlm_cb, RunSteps(c.steps, c.get('save_points'), c.run_name + '_{percent}'),
-                         CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), wandb_run(c)),
-                         get_scheduler(c)])
+                    opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
+    learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
     precision = resolve_precision(c)
     if precision == 'fp16':
         learn.to_fp16(init_scale=2.**11)  # the seed's initial loss scale
     elif precision == 'bf16':
         learn.to_bf16()
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
+    if rank:
+        learn.remove_cb(ProgressCallback)
     return learn
 
 
 def pretrain(c: MyConfig) -> Learner:
-    """Tokenizer -> examples -> dataloader -> Learner -> `c.steps` steps of pre-training."""
+    """Tokenizer -> examples -> dataloader -> Learner -> `c.steps` steps of pre-training, resumed
+    from `c.resume` if given, data-parallel when launched by torchrun, exported at the end."""
     check_device(c)
-    hf_tokenizer = load_tokenizer(c.tokenizer)
-    train_dset = preprocess(c, hf_tokenizer)
-    set_seed(c.seed)
-    dls = DataLoaders(get_dataloader(c, hf_tokenizer, train_dset), path='.')
-    learn = build_learner(c, dls, hf_tokenizer)
-    torch.backends.cudnn.benchmark = True
-    learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
-    return learn
+    rank, world = init_distributed(c)
+    try:
+        hf_tokenizer = load_tokenizer(c.tokenizer)
+        train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
+        set_seed(c.seed + rank)  # same data order on every rank (loader seed), different masks
+        dl = get_dataloader(c, hf_tokenizer, train_dset, rank=rank, world_size=world)
+        learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank)
+        if c.get('resume'):
+            path = find_resume(c.resume, learn.path / learn.model_dir, c.run_name)
+            step = resume(learn, path, hf_tokenizer)
+            if rank == 0:
+                print(f'resuming {c.run_name} from {path} at step {step}')
+        if world > 1:
+            learn.add_cb(DataParallel())
+        torch.backends.cudnn.benchmark = True
+        learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
+        if c.get('export', True) and rank == 0:
+            out = export_model(learn.model, hf_tokenizer, learn.path / learn.model_dir / f'{c.run_name}_export')
+            print(f'exported the discriminator and generator to {out}')
+        return learn
+    finally:
+        teardown()

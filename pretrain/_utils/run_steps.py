@@ -1,26 +1,28 @@
 """Stop a fastai fit after an exact number of steps and save checkpoints along the way."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import torch
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
-from fastai.learner import save_model
+
+from ..checkpoint import save_checkpoint
 
 
 class RunSteps(Callback):
     """Run exactly `n_steps` training steps, however many epochs `fit` was given.
 
-    `save_points`: fractions of `n_steps` (e.g. the seed's 0.0625 ... 1.0) or step counts;
-    at each, the Learner is saved (model + optimizer, fastai's `.pth` format) as
-    `base_name.format(percent=...)` under `learn.path/learn.model_dir`, e.g.
-    `vanilla_11081_6.25%.pth`. Saves are atomic: written to a temporary file, flushed to disk,
-    then renamed. With `no_val`, validation is skipped (pre-training has no validation set).
+    `save_points`: fractions of `n_steps` (the seed's 0.0625 ... 1.0) or step counts; at each,
+    a checkpoint is saved as `base_name.format(percent=...)`, e.g. `vanilla_11081_6.25%.pth`,
+    under `learn.path/learn.model_dir`. With `save_every`, also every N steps as
+    `..._step{N}.pth`, keeping the last `keep_last` of those. Checkpoints are complete training
+    states (pretrain/checkpoint.py), written atomically, only by rank 0, and never while the
+    loss is not finite (the last good one stays). With `no_val`, validation is skipped.
     """
     order = 70  # last: the logger (55) has seen this step before a stop is raised
 
     def __init__(self, n_steps: int, save_points: list[float | int] | None = None, base_name: str | None = None,
-                 no_val: bool = True):
+                 no_val: bool = True, save_every: int | None = None, keep_last: int | None = None, rank: int = 0):
         if n_steps < 1:
             raise ValueError(f"n_steps must be positive, got {n_steps}")
         points: dict[int, list[str]] = {}
@@ -31,9 +33,12 @@ class RunSteps(Callback):
             step = s if isinstance(s, int) else max(1, int(n_steps * s))
             percent = s * 100 if isinstance(s, float) else step / n_steps * 100
             points.setdefault(step, []).append(f'{percent}%')
-        if points and (not base_name or '{percent}' not in base_name):
+        if (points or save_every) and (not base_name or '{percent}' not in base_name):
             raise ValueError("base_name must contain '{percent}', e.g. 'vanilla_11081_{percent}'")
+        if save_every is not None and save_every < 1 or keep_last is not None and keep_last < 1:
+            raise ValueError(f"save_every and keep_last must be positive, got {save_every}, {keep_last}")
         self.n_steps, self.save_points, self.base_name, self.no_val = n_steps, points, base_name, no_val
+        self.save_every, self.keep_last, self.rank = save_every, keep_last, rank
 
     def before_train(self) -> None:
         self.learn.pct_train = self.train_iter / self.n_steps  # fit's epoch count is fake
@@ -43,8 +48,13 @@ class RunSteps(Callback):
             return
         # TrainEvalCallback (order -10) has already counted this step in train_iter
         self.learn.pct_train = self.train_iter / self.n_steps
-        for percent in self.save_points.get(self.train_iter, []):
-            self.save(self.base_name.format(percent=percent))
+        names = [self.base_name.format(percent=p) for p in self.save_points.get(self.train_iter, [])]
+        if self.save_every and self.train_iter % self.save_every == 0:
+            names.append(self.base_name.format(percent=f'step{self.train_iter}'))
+        if names and self.rank == 0 and bool(torch.isfinite(self.learn.loss)):  # one sync per save, not per step
+            for name in names:
+                self.save(name)
+            self.prune()
         if self.train_iter >= self.n_steps:
             raise CancelFitException()
 
@@ -52,12 +62,22 @@ class RunSteps(Callback):
         if self.no_val and self.train_iter < self.n_steps:
             raise CancelEpochException()  # skip validation, start the next (fake) epoch
 
+    @property
+    def directory(self) -> Path:
+        return Path(self.learn.path) / self.learn.model_dir
+
     def save(self, name: str) -> Path:
-        path = Path(self.learn.path) / self.learn.model_dir / f'{name}.pth'
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + '.tmp')
-        save_model(tmp, self.learn.model, getattr(self.learn, 'opt', None), with_opt=True)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(self.learn, self.directory / f'{name}.pth')
+
+    def prune(self) -> None:
+        """Keep only the last `keep_last` periodic checkpoints (the fraction ones stay)."""
+        if not self.keep_last:
+            return
+        prefix, suffix = self.base_name.split('{percent}')
+        periodic = []
+        for p in self.directory.glob('*.pth'):
+            middle = p.stem[len(prefix):len(p.stem) - len(suffix)] if p.stem.startswith(prefix) and p.stem.endswith(suffix) else ''
+            if middle.startswith('step') and middle[4:].isdigit():
+                periodic.append((int(middle[4:]), p))
+        for _, p in sorted(periodic)[:-self.keep_last]:
+            p.unlink(missing_ok=True)
