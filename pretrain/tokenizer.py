@@ -38,7 +38,9 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
         special_tokens=[('[CLS]', cls), ('[SEP]', sep)])
     hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token='[UNK]', pad_token='[PAD]',
                                            cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]',
-                                           model_max_length=512)
+                                           model_max_length=512,
+                                           # so pairs come with segment ids, as BERT/ELECTRA expect
+                                           model_input_names=['input_ids', 'token_type_ids', 'attention_mask'])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hf_tokenizer.save_pretrained(str(out_dir))
@@ -48,7 +50,13 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
 def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
     """A function from lines to token ids without special tokens, giving the same ids as the
     seed's `convert_tokens_to_ids(tokenize(line))` per line, but batched: one call into the
-    Rust tokenizer for a whole batch of lines."""
+    Rust tokenizer for a whole batch of lines. A MeCab + WordPiece `BertJapaneseTokenizer` (pure
+    Python) gets `ja_tokenizer.japanese_batch_encoder`: the same ids, several times faster."""
+    if type(hf_tokenizer).__name__ == 'BertJapaneseTokenizer':
+        from .ja_tokenizer import fast_japanese_supported, japanese_batch_encoder  # only Japanese needs it
+        if fast_japanese_supported(hf_tokenizer):
+            return japanese_batch_encoder(hf_tokenizer)
+
     def encode(lines: list[str]) -> list[list[int]]:
         if not lines:
             return []
