@@ -16,7 +16,7 @@ from typing import Any
 from .config import DEFAULTS, get_config
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
-SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump']
+SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump', 'pretrain.plot']
 
 
 def parse_value(text: str) -> Any:
@@ -45,8 +45,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_tokenizer(args: argparse.Namespace) -> int:
     from .corpus import load_corpus
     from .tokenizer import train_tokenizer
+    if not args.japanese and (args.dic or args.limit_alphabet):
+        raise ValueError("--dic and --limit_alphabet apply to the Japanese (MeCab) tokenizer; add --japanese")
     texts = (t for data in args.datas for t in load_corpus(data)['text'])
-    tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
+    if args.japanese:
+        from .ja_tokenizer import train_japanese_tokenizer
+        tokenizer = train_japanese_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused,
+                                             dic=args.dic or 'unidic_lite', limit_alphabet=args.limit_alphabet)
+    else:
+        tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
     print(f'tokenizer with {len(tokenizer)} tokens saved to {args.out}')
     return 0
 
@@ -71,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument('--vocab_size', type=int, default=32768)
     tok.add_argument('--min_frequency', type=int, default=2)
     tok.add_argument('--num_unused', type=int, default=0)
+    tok.add_argument('--japanese', action='store_true',
+                     help='MeCab words + WordPiece, saved as a BertJapaneseTokenizer (cl-tohoku style)')
+    tok.add_argument('--dic', help="with --japanese: MeCab dictionary, unidic_lite (default), unidic or ipadic")
+    tok.add_argument('--limit_alphabet', type=int,
+                     help='with --japanese: keep only this many most frequent characters')
     tok.set_defaults(func=run_tokenizer)
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(module).add_cli(sub)

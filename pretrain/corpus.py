@@ -1,5 +1,8 @@
 """Local text corpora as `datasets.Dataset`s of documents: one row per document, column
-`text`, one sentence (or paragraph) per line. Nothing here touches the network."""
+`text`, one sentence (or paragraph) per line. Nothing here touches the network.
+
+Besides text files, a corpus may be a directory written by `Dataset.save_to_disk`, such as
+the one `python -m pretrain wiki DUMP` builds for the name 'wikipedia'."""
 from __future__ import annotations
 
 import json
@@ -16,6 +19,10 @@ NAMED_DATAS: dict[str, list[str]] = {
     'sample_en': ['data/sample/en.txt'],
 }
 SUFFIXES = ('.txt', '.jsonl', '.parquet')
+# Corpora built by a subcommand, by name: where they are saved and the command that builds them.
+BUILT_DATAS: dict[str, tuple[str, str]] = {
+    'wikipedia': ('data/corpus/wikipedia', 'python -m pretrain wiki DUMP'),
+}
 
 
 def _resolve(path: str | Path) -> Path:
@@ -27,11 +34,51 @@ def _looks_like_path(data: str) -> bool:
     return '/' in data or Path(data).suffix in SUFFIXES
 
 
-def check_data_name(data: str) -> None:
-    """Raise `ValueError` unless `data` is a named corpus or an existing corpus file/directory."""
+def _allowed_names() -> str:
+    return ', '.join(map(repr, [*NAMED_DATAS, *BUILT_DATAS]))
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """Whether `path` is a directory written by `Dataset.save_to_disk` (or `DatasetDict`'s)."""
+    return path.is_dir() and any((path / f).is_file() for f in ('state.json', 'dataset_info.json', 'dataset_dict.json'))
+
+
+def _check_complete(data: str, path: Path, allow_incomplete: bool) -> None:
+    """Refuse a corpus whose stats.json says its build stopped early (a truncated dump)."""
+    stats_file = path / 'stats.json'
+    if not stats_file.is_file():
+        return
+    try:
+        stats = json.loads(stats_file.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"data {data!r}: cannot read {stats_file} ({e}); rebuild the corpus") from None
+    if isinstance(stats, dict) and stats.get('complete') is False and not allow_incomplete:
+        raise ValueError(f"data {data!r} at {path} is incomplete: its build stopped early ({stats.get('error')}); "
+                         f"rebuild it from a complete dump, or pass allow_incomplete=True to use the partial corpus")
+
+
+def _saved_dataset_dir(data: str) -> Path | None:
+    """The save_to_disk directory behind a data name or path, if it is one."""
+    if data in BUILT_DATAS:
+        return _resolve(BUILT_DATAS[data][0])
+    if _looks_like_path(data) and is_saved_dataset(_resolve(data)):
+        return _resolve(data)
+    return None
+
+
+def check_data_name(data: str, allow_incomplete: bool = False) -> None:
+    """Raise `ValueError` unless `data` is a named corpus (built, for BUILT_DATAS, and complete)
+    or an existing corpus file/directory."""
     if not isinstance(data, str):
         raise ValueError(f"data entries must be strings, got {data!r}")
     if data in NAMED_DATAS:
+        return
+    if data in BUILT_DATAS:
+        path, command = _resolve(BUILT_DATAS[data][0]), BUILT_DATAS[data][1]
+        if not is_saved_dataset(path):
+            raise ValueError(f"data {data!r} is not built yet: run `{command}` to write {path} "
+                             f"(corpora ready without a build: {', '.join(map(repr, NAMED_DATAS))})")
+        _check_complete(data, path, allow_incomplete)
         return
     if _looks_like_path(data):
         p = _resolve(data)
@@ -39,16 +86,21 @@ def check_data_name(data: str) -> None:
             raise ValueError(f"data file {data!r} does not exist; give a path to a {'/'.join(SUFFIXES)} file or a directory of them")
         if p.is_file() and p.suffix not in SUFFIXES:
             raise ValueError(f"data file {data!r} has an unsupported type; use one of {', '.join(SUFFIXES)}")
+        if is_saved_dataset(p):
+            _check_complete(data, p, allow_incomplete)
         return
-    raise ValueError(f"unknown data {data!r}; allowed: {', '.join(map(repr, NAMED_DATAS))}, "
+    raise ValueError(f"unknown data {data!r}; allowed: {_allowed_names()}, "
                      f"or a path to a {'/'.join(SUFFIXES)} file or a directory of them")
 
 
 def data_files(data: str) -> list[Path]:
     """The corpus files behind a data name or path, in a stable order."""
-    check_data_name(data)
+    check_data_name(data, allow_incomplete=True)
     if data in NAMED_DATAS:
         return [_resolve(f) for f in NAMED_DATAS[data]]
+    saved = _saved_dataset_dir(data)
+    if saved is not None:
+        return sorted(saved.rglob('*.arrow'))
     p = _resolve(data)
     if p.is_dir():
         files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix in SUFFIXES)
@@ -112,11 +164,32 @@ def _read_parquet_documents(path: Path) -> list[str]:
 READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents}
 
 
-def load_corpus(data: str) -> datasets.Dataset:
+def _load_saved_dataset(data: str, path: Path) -> datasets.Dataset:
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # datasets raises several types for damaged directories
+        raise ValueError(f"data {data!r}: cannot load the saved dataset at {path} ({e}); rebuild it") from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise ValueError(f"data {data!r} is a DatasetDict with splits {', '.join(ds)}; give one split's directory")
+    if 'text' not in ds.column_names:
+        raise ValueError(f"data {data!r}: the saved dataset has no 'text' column (columns: {', '.join(ds.column_names)})")
+    if ds.features['text'] != datasets.Value('string') and ds.features['text'] != datasets.Value('large_string'):
+        raise ValueError(f"data {data!r}: the 'text' column must hold strings, not {ds.features['text']}")
+    if len(ds) == 0:
+        raise ValueError(f"data {data!r} holds no text: the saved dataset at {path} has no rows")
+    return ds.select_columns(['text'])
+
+
+def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
     """All documents of a data name or path as a `Dataset` with one column, `text`.
 
-    Raises `ValueError` for a missing, unreadable or empty corpus.
+    Raises `ValueError` for a missing, unreadable or empty corpus, and for an incomplete one
+    (a build stopped by a truncated dump) unless `allow_incomplete`.
     """
+    check_data_name(data, allow_incomplete)
+    saved = _saved_dataset_dir(data)
+    if saved is not None:
+        return _load_saved_dataset(data, saved)
     docs: list[str] = []
     for f in data_files(data):
         docs += [d for d in READERS[f.suffix](f) if d.strip()]
@@ -127,4 +200,4 @@ def load_corpus(data: str) -> datasets.Dataset:
 
 def data_cache_name(data: str) -> str:
     """A short name for a corpus, used in cache paths: the name itself or the file stem."""
-    return data if data in NAMED_DATAS else _resolve(data).stem
+    return data if data in NAMED_DATAS or data in BUILT_DATAS else _resolve(data).stem

@@ -79,14 +79,15 @@ def test_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, str(REPO / 'tests' / 'save_crash_driver.py'), str(tmp_path)],
                             cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / 'ckpt'
-    wait_for(lambda: any(ckpt.glob('*.tmp')), proc)
+    stalled = ckpt / 'vanilla_11081_step12.pth.tmp'  # not an earlier save's own brief .tmp
+    wait_for(stalled.exists, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     latest = find_resume('latest', ckpt, 'vanilla_11081')
     assert latest.name == 'vanilla_11081_step8.pth'  # the 3rd save (step 12) never completed
     assert load_checkpoint(latest)['step'] == 8
     with pytest.raises(ValueError, match='cannot be read'):
-        load_checkpoint(next(ckpt.glob('*.tmp')))
+        load_checkpoint(stalled)
     c = tiny(tmp_path, 'ckpt', steps=10, resume='latest', save_every=None, data_dir=str(tmp_path / 'data'))
     assert pretrain(c).train_iter == 10
 

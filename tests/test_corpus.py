@@ -102,7 +102,10 @@ def test_check_data_name_accepts_names_and_paths(tmp_path):
 
 
 # ---- errors -------------------------------------------------------------------------------
-def test_unknown_name_lists_allowed():
+def test_unknown_name_lists_allowed(tmp_path, monkeypatch):
+    import pretrain.corpus as corpus
+    # as on a machine where no Wikipedia corpus has been built yet
+    monkeypatch.setitem(corpus.BUILT_DATAS, 'wikipedia', (str(tmp_path / 'none'), 'python -m pretrain wiki DUMP'))
     with pytest.raises(ValueError) as e:
         load_corpus('wikipedia')
     msg = str(e.value)
