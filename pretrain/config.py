@@ -67,7 +67,8 @@ DEFAULTS: dict[str, Any] = {
     'size': 'small',
     'datas': ['sample'],
     'tokenizer': 'data/sample/tokenizer',
-    'min_line_chars': 0,            # the English Wikipedia recipe used 80; too high for Japanese
+    'min_line_chars': 0,            # int or {'ja': n, 'default': m}; English Wikipedia recipe: 80
+    'split_sentences': True,        # split Japanese lines into sentences at 。！？
     'logger': None,                 # or 'wandb'
     'wandb_mode': None,             # None: wandb's own (WANDB_MODE); 'offline' needs no network
     'log_every': 10,
@@ -117,6 +118,10 @@ def validate(c: MyConfig) -> MyConfig:
         v = c.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key in ('num_workers', 'warmup_steps') else 1)):
             raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    mlc = c.get('min_line_chars', 0)
+    if not (isinstance(mlc, int) and mlc >= 0 or isinstance(mlc, dict) and set(mlc) <= {'ja', 'default'}
+            and all(isinstance(v, int) and v >= 0 for v in mlc.values())):
+        raise ValueError(f"min_line_chars must be a non-negative int or {{'ja': n, 'default': m}}, got {mlc!r}")
     if not 0 < c.mask_prob < 1:
         raise ValueError(f"mask_prob must be in (0, 1), got {c.mask_prob!r}")
     if not 0 < c.lr:

@@ -51,7 +51,8 @@ def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datase
         docs = load_corpus(data)
         cache = repo_path(c.get('data_dir', 'data')) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
         processor = ELECTRADataProcessor(docs, hf_tokenizer=hf_tokenizer, max_length=c.max_length,
-                                         min_line_chars=c.get('min_line_chars', 0), seed=c.seed)
+                                         min_line_chars=c.get('min_line_chars', 0), seed=c.seed,
+                                         split_sentences=c.get('split_sentences', True))
         dsets.append(processor.map(cache_file_name=str(cache), num_proc=num_proc or c.get('num_proc', 1)))
     return datasets.concatenate_datasets(dsets) if len(dsets) > 1 else dsets[0]
 

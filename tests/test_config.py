@@ -57,6 +57,8 @@ def test_overrides_win_over_size_values():
     (dict(gen_smooth_label=2), 'gen_smooth_label must be'),
     (dict(save_points=[0.5, 2]), 'save_points must be fractions'),
     (dict(learning_rate=1e-3), 'unknown config key'),
+    (dict(min_line_chars={'en': 80}), 'min_line_chars must be'),
+    (dict(min_line_chars=-1), 'min_line_chars must be'),
 ])
 def test_bad_values_raise_one_clear_error(kwargs, message):
     size = kwargs.pop('size', 'tiny')

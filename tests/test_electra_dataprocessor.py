@@ -320,7 +320,7 @@ def test_cache_is_written_then_loaded(tokenizer, small_corpus, tmp_path, monkeyp
     first = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path), num_proc=num_proc)
     assert path.is_file() and path.with_suffix('.json').is_file()
     assert sorted(os.listdir(path.parent)) == ['examples.arrow', 'examples.json']  # no partial left over
-    assert json.loads(path.with_suffix('.json').read_text())['max_length'] == 24
+    assert json.loads(path.with_suffix('.json').read_text())['inputs']['max_length'] == 24
     assert len(first) > 20 and first.column_names == ['input_ids', 'sentA_length']
     if num_proc == 1:
         assert as_rows(first) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
@@ -357,7 +357,7 @@ def test_cache_rebuilt_when_inputs_change(tokenizer, small_corpus, tmp_path, mon
     assert as_rows(rebuilt) == as_rows(process(tokenizer, corpus, **kwargs))
     assert as_rows(rebuilt) != as_rows(first)
     if change != 'corpus':
-        meta = json.loads((tmp_path / 'examples.json').read_text())
+        meta = json.loads((tmp_path / 'examples.json').read_text())['inputs']
         assert all(meta[k] == v for k, v in change.items())
 
 
@@ -380,10 +380,10 @@ def test_cache_with_corrupt_json_is_rebuilt(tokenizer, small_corpus, tmp_path):
     path = tmp_path / 'examples.arrow'
     process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path))
     meta = json.loads(path.with_suffix('.json').read_text())
-    meta['max_length'] = 999  # a record that does not describe this run
+    meta['inputs']['max_length'] = 999  # a record that does not describe this run
     path.with_suffix('.json').write_text(json.dumps(meta))
     out = process(tokenizer, small_corpus, max_length=24, seed=1, cache_file_name=str(path))
-    assert json.loads(path.with_suffix('.json').read_text())['max_length'] == 24
+    assert json.loads(path.with_suffix('.json').read_text())['inputs']['max_length'] == 24
     assert as_rows(out) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
 
 
@@ -412,3 +412,53 @@ def test_missing_text_column(tokenizer):
 def test_max_length_too_small(tokenizer, max_length):
     with pytest.raises(ValueError, match='max_length'):
         ELECTRADataProcessor(dset(['a b']), tokenizer, max_length=max_length)
+
+
+def test_token_counts_kept_filtered_truncated(tokenizer, tmp_path):
+    from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+    long_line = ' '.join(['river'] * 200)
+    docs = datasets.Dataset.from_dict({'text': ['tea\n' + long_line, 'short\nthe river is long and wide']})
+    proc = ELECTRADataProcessor(docs, tokenizer, max_length=32, min_line_chars=6, seed=0)
+    out = proc.map(cache_file_name=str(tmp_path / 'x.arrow'))
+    ids = [tokenizer(line, add_special_tokens=False)['input_ids'] for line in ('tea', 'short')]
+    assert proc.stats['filtered_tokens'] == sum(map(len, ids))
+    kept = sum(len(r['input_ids']) - 2 - (len(r['input_ids']) > r['sentA_length']) for r in out)
+    assert proc.stats['kept_tokens'] == kept and proc.stats['examples'] == len(out)
+    total = len(tokenizer(long_line, add_special_tokens=False)['input_ids']) + len(
+        tokenizer('the river is long and wide', add_special_tokens=False)['input_ids'])
+    assert proc.stats['kept_tokens'] + proc.stats['truncated_tokens'] == total
+    assert proc.stats['truncated_tokens'] > 0
+    again = ELECTRADataProcessor(docs, tokenizer, max_length=32, min_line_chars=6, seed=0)
+    again.map(cache_file_name=str(tmp_path / 'x.arrow'))
+    assert again.stats == proc.stats  # read back with the cache
+
+
+def test_japanese_paragraphs_are_split_into_sentences(tokenizer):
+    from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+    paragraph = '川は山から海へ流れる。「水は冷たい。」と彼は言った。雨の日は水が増える！'
+    docs = datasets.Dataset.from_dict({'text': [paragraph]})
+    seen = []
+    proc = ELECTRADataProcessor(docs, tokenizer, max_length=128, seed=0)
+    real = proc.encode
+    proc.encode = lambda lines: (seen.append(list(lines)), real(lines))[1]
+    proc.map()
+    assert seen[0] == ['川は山から海へ流れる。', '「水は冷たい。」と彼は言った。', '雨の日は水が増える！']
+    off = ELECTRADataProcessor(docs, tokenizer, max_length=128, seed=0, split_sentences=False)
+    seen.clear()
+    real = off.encode
+    off.encode = lambda lines: (seen.append(list(lines)), real(lines))[1]
+    off.map()
+    assert seen[0] == [paragraph]
+
+
+def test_min_line_chars_per_language(tokenizer):
+    from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+    docs = datasets.Dataset.from_dict({'text': ['川は長い。\nThe river is long.\n海は広くて青い。\nThe sea is wide and very blue today.']})
+    kept = []
+    proc = ELECTRADataProcessor(docs, tokenizer, max_length=128, seed=0, min_line_chars={'ja': 6, 'default': 20})
+    real = proc.encode
+    proc.encode = lambda lines: (kept.append(list(lines)), real(lines))[1]
+    proc.map()
+    assert kept[0] == ['海は広くて青い。', 'The sea is wide and very blue today.']
+    with pytest.raises(ValueError, match="keys must be 'ja' and 'default'"):
+        ELECTRADataProcessor(docs, tokenizer, max_length=128, min_line_chars={'en': 80})

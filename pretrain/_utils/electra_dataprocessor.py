@@ -12,12 +12,19 @@ from pathlib import Path
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
+from datasets.table import InMemoryTable
 
+from ..sentences import split_sentences
 from ..tokenizer import batch_encoder
 
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),
                               'sentA_length': datasets.Value('int32')})
-FORMAT_VERSION = 1  # bump when the example layout changes: old caches are rebuilt
+STATS = ('kept_tokens', 'filtered_tokens', 'truncated_tokens')
+# map() also emits one row of token counts per batch (empty input_ids), summed and dropped after
+MAP_FEATURES = datasets.Features({**FEATURES, **{s: datasets.Value('int64') for s in STATS}})
+FORMAT_VERSION = 2  # bump when the example layout changes: old caches are rebuilt
+JAPANESE = re.compile(r'[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]')
 
 
 class ELECTRADataProcessor:
@@ -25,30 +32,37 @@ class ELECTRADataProcessor:
     into examples with columns `input_ids` ([CLS] A [SEP] B [SEP]) and `sentA_length`
     (length of [CLS] A [SEP]).
 
-    A blank line or the end of a document ends the current example. Lines shorter than
-    `min_line_chars` characters are dropped when `apply_cleaning` (80 in the English recipe).
-    Randomness (segment split, short targets) comes from `seed` and the batch position, so the
-    same corpus, seed and `num_proc` give the same examples.
+    A blank line or the end of a document ends the current example. With `split_sentences`,
+    Japanese lines are split into sentences at 。！？ (pretrain/sentences.py), so segments A and
+    B are sentence-aligned even when a line holds a whole paragraph. Lines (sentences) shorter
+    than `min_line_chars` characters are dropped when `apply_cleaning` — an int, or a dict
+    `{'ja': n, 'default': m}` since Japanese packs more into a character (the English recipe
+    used 80). Randomness (segment split, short targets) comes from `seed` and the batch
+    position, so the same corpus, seed and `num_proc` give the same examples. After `map`,
+    `self.stats` counts the tokens kept, dropped by filtering and dropped by truncation.
     """
 
     def __init__(self, hf_dset: datasets.Dataset, hf_tokenizer, max_length: int, text_col: str = 'text',
                  lines_delimiter: str = '\n', minimize_data_size: bool = True, apply_cleaning: bool = True,
-                 min_line_chars: int = 0, seed: int = 0):
+                 min_line_chars: int | dict[str, int] = 0, seed: int = 0, split_sentences: bool = True):
         if text_col not in hf_dset.column_names:
             raise ValueError(f"the dataset has no column {text_col!r} (columns: {', '.join(hf_dset.column_names)})")
         if not minimize_data_size:
             raise ValueError("minimize_data_size=False is not supported: examples store input_ids and sentA_length only")
+        if isinstance(min_line_chars, dict) and set(min_line_chars) - {'ja', 'default'}:
+            raise ValueError(f"min_line_chars keys must be 'ja' and 'default', got {sorted(min_line_chars)}")
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {max_length}")
         self.hf_dset, self.hf_tokenizer, self.text_col = hf_dset, hf_tokenizer, text_col
         self.lines_delimiter, self.apply_cleaning, self.min_line_chars = lines_delimiter, apply_cleaning, min_line_chars
-        self.seed = seed
+        self.seed, self.split_sentences, self.stats = seed, split_sentences, None
         self.encode = batch_encoder(hf_tokenizer)
         self._max_length = max_length
         self._reset(random.Random(seed))
 
     def _reset(self, rng: random.Random) -> None:
         self.rng = rng
+        self._truncated = 0
         self._current_sentences: list[list[int]] = []
         self._current_length = 0
         self._target_length = self._max_length
@@ -59,11 +73,17 @@ class ELECTRADataProcessor:
         return line.strip().replace('\n', ' ').replace('()', '')
 
     def filter_out(self, line: str) -> bool:
-        return self.apply_cleaning and len(line) < self.min_line_chars
+        if not self.apply_cleaning:
+            return False
+        limit = self.min_line_chars
+        if isinstance(limit, dict):
+            limit = limit.get('ja' if JAPANESE.search(line) else 'default', limit.get('default', 0))
+        return len(line) < limit
 
-    def _documents_as_ids(self, texts: list[str]) -> list[list[list[int] | None]]:
-        """Per document, the token ids of each kept line; `None` marks a blank line."""
-        docs, lines = [], []
+    def _documents_as_ids(self, texts: list[str]) -> tuple[list[list[list[int] | None]], int]:
+        """Per document, the token ids of each kept sentence; `None` marks a blank line. Also
+        the number of tokens in the sentences that were filtered out."""
+        docs, lines, dropped = [], [], []
         for text in texts:
             doc = []
             for line in re.split(self.lines_delimiter, text or ''):
@@ -71,12 +91,16 @@ class ELECTRADataProcessor:
                     doc.append(None)
                     continue
                 line = self.clean(line) if self.apply_cleaning else line
-                if not self.filter_out(line):
-                    doc.append(len(lines))
-                    lines.append(line)
+                for sentence in split_sentences(line) if self.split_sentences else [line]:
+                    if self.filter_out(sentence):
+                        dropped.append(sentence)
+                    else:
+                        doc.append(len(lines))
+                        lines.append(sentence)
             docs.append(doc)
-        ids = self.encode(lines)  # all lines of all documents of the batch at once
-        return [[None if i is None else ids[i] for i in doc] for doc in docs]
+        ids = self.encode(lines)  # all sentences of all documents of the batch at once
+        filtered = sum(map(len, self.encode(dropped)))
+        return [[None if i is None else ids[i] for i in doc] for doc in docs], filtered
 
     # ---- ids -> examples (Google's ExampleBuilder) ----------------------------------------
     def add_line(self, tokids: list[int]) -> dict | None:
@@ -106,8 +130,10 @@ class ELECTRADataProcessor:
                 first_segment += sentence
             else:
                 second_segment += sentence
+        before = len(first_segment) + len(second_segment)
         first_segment = first_segment[:self._max_length - 2]
         second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
+        self._truncated += before - len(first_segment) - len(second_segment)
         self._current_sentences, self._current_length = [], 0
         # small chance of a random-length example, so the model also sees short inputs
         self._target_length = self.rng.randint(5, self._max_length) if self.rng.random() < 0.05 else self._max_length
@@ -124,14 +150,17 @@ class ELECTRADataProcessor:
     def __call__(self, texts: list[str], indices: list[int]) -> dict[str, list]:
         # a fresh RNG per batch, keyed by its first row: independent of worker scheduling
         self._reset(random.Random(self.seed * 1_000_003 + (indices[0] if indices else 0)))
-        out: dict[str, list] = {'input_ids': [], 'sentA_length': []}
+        out: dict[str, list] = {'input_ids': [], 'sentA_length': [], **{s: [] for s in STATS}}
 
-        def emit(example):
+        def emit(example, stats=(0, 0, 0)):
             if example:
                 out['input_ids'].append(example['input_ids'])
                 out['sentA_length'].append(example['sentA_length'])
+                for name, value in zip(STATS, stats):
+                    out[name].append(value)
 
-        for doc in self._documents_as_ids(texts):
+        docs, filtered = self._documents_as_ids(texts)
+        for doc in docs:
             for tokids in doc:
                 if tokids is None:  # blank line: ends the current example (Google's builder)
                     if self._current_length:
@@ -140,6 +169,9 @@ class ELECTRADataProcessor:
                     emit(self.add_line(tokids))
             if self._current_length:  # end of document
                 emit(self._create_example())
+        kept = sum(len(ids) for ids in out['input_ids']) - 2 * len(out['input_ids']) - sum(
+            len(ids) > a for ids, a in zip(out['input_ids'], out['sentA_length']))  # minus [CLS]/[SEP]s
+        emit({'input_ids': [], 'sentA_length': 0}, (kept, filtered, self._truncated))  # the batch's counts
         return out
 
     # ---- Dataset.map with a reusable, atomically written cache ----------------------------
@@ -149,6 +181,7 @@ class ELECTRADataProcessor:
         return {'format': FORMAT_VERSION, 'rows': len(self.hf_dset), 'dataset': self.hf_dset._fingerprint,
                 'max_length': self._max_length, 'seed': self.seed, 'min_line_chars': self.min_line_chars,
                 'apply_cleaning': self.apply_cleaning, 'lines_delimiter': self.lines_delimiter,
+                'split_sentences': self.split_sentences,
                 'tokenizer': type(tok).__name__, 'vocab': hashlib.sha256(vocab).hexdigest()}
 
     def map(self, cache_file_name: str | None = None, num_proc: int | None = None, **kwargs) -> datasets.Dataset:
@@ -163,28 +196,48 @@ class ELECTRADataProcessor:
         meta = self._fingerprint()
         fingerprint = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         map_kwargs = dict(batched=True, with_indices=True, input_columns=[self.text_col],
-                          remove_columns=self.hf_dset.column_names, features=FEATURES,
+                          remove_columns=self.hf_dset.column_names, features=MAP_FEATURES,
                           num_proc=num_proc if num_proc > 1 else None, new_fingerprint=fingerprint,
                           desc='ELECTRA examples', **kwargs)
         if cache_file_name is None:
-            return self.hf_dset.map(self, keep_in_memory=True, **map_kwargs)
+            mapped = self.hf_dset.map(self, keep_in_memory=True, **map_kwargs)
+            table, self.stats = self._split_stats(mapped.data.table)
+            return datasets.Dataset(InMemoryTable(table))
         path = Path(cache_file_name)
         if not path.suffix:
             path = path.with_suffix('.arrow')
         meta_path = path.with_suffix('.json')
-        if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
-            return datasets.Dataset.from_file(str(path))
+        if path.exists() and meta_path.exists():
+            record = json.loads(meta_path.read_text())
+            if record.get('inputs') == meta:
+                self.stats = record.get('stats')
+                return datasets.Dataset.from_file(str(path))
+        meta_path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         work = path.parent / f'.{path.stem}.partial'
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         try:
             mapped = self.hf_dset.map(self, cache_file_name=str(work / path.name), **map_kwargs)
-            _write_arrow_atomic(mapped.data.table, path)
-            meta_path.write_text(json.dumps(meta, indent=1))
+            table, self.stats = self._split_stats(mapped.data.table)
+            _write_arrow_atomic(table, path)
+            meta_path.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return datasets.Dataset.from_file(str(path))
+
+    def _split_stats(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        """The examples (rows with tokens, two columns) and the summed token counts."""
+        stats = {name: int(pc.sum(table.column(name)).as_py() or 0) for name in STATS}
+        examples = table.filter(pc.greater(pc.list_value_length(table.column('input_ids')), 0))
+        examples = examples.select(list(FEATURES)).replace_schema_metadata(
+            {b'huggingface': json.dumps({'info': {'features': FEATURES.to_dict()}}).encode()})
+        total = sum(stats.values()) or 1
+        stats['examples'] = examples.num_rows
+        print(f"{examples.num_rows} examples, {stats['kept_tokens']} tokens kept; dropped "
+              f"{stats['filtered_tokens']} ({stats['filtered_tokens'] / total:.1%}) by line filtering and "
+              f"{stats['truncated_tokens']} ({stats['truncated_tokens'] / total:.1%}) by truncation")
+        return examples, stats
 
 
 def _write_arrow_atomic(table: pa.Table, path: Path) -> None:
