@@ -45,7 +45,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_tokenizer(args: argparse.Namespace) -> int:
     from .corpus import load_corpus
     from .tokenizer import train_tokenizer
-    if not args.japanese and (args.dic or args.limit_alphabet):
+    if not args.japanese and (args.dic is not None or args.limit_alphabet is not None):
         raise ValueError("--dic and --limit_alphabet apply to the Japanese (MeCab) tokenizer; add --japanese")
     texts = (t for data in args.datas for t in load_corpus(data)['text'])
     if args.japanese:
