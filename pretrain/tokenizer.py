@@ -57,9 +57,13 @@ def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
         if fast_japanese_supported(hf_tokenizer):
             return japanese_batch_encoder(hf_tokenizer)
 
+    backend = getattr(hf_tokenizer, 'backend_tokenizer', None)
+
     def encode(lines: list[str]) -> list[list[int]]:
         if not lines:
             return []
+        if backend is not None:  # straight into Rust, without offsets or Python-side padding logic
+            return [e.ids for e in backend.encode_batch_fast(lines, add_special_tokens=False)]
         return hf_tokenizer(lines, add_special_tokens=False, return_attention_mask=False,
                             return_token_type_ids=False)['input_ids']
     return encode
