@@ -43,18 +43,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
-    from .corpus import load_corpus
-    from .tokenizer import train_tokenizer
-    if not args.japanese and (args.dic is not None or args.limit_alphabet is not None):
-        raise ValueError("--dic and --limit_alphabet apply to the Japanese (MeCab) tokenizer; add --japanese")
-    texts = (t for data in args.datas for t in load_corpus(data)['text'])
-    if args.japanese:
-        from .ja_tokenizer import train_japanese_tokenizer
-        tokenizer = train_japanese_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused,
-                                             dic=args.dic or 'unidic_lite', limit_alphabet=args.limit_alphabet)
-    else:
-        tokenizer = train_tokenizer(texts, args.out, args.vocab_size, args.min_frequency, args.num_unused)
-    print(f'tokenizer with {len(tokenizer)} tokens saved to {args.out}')
+    from .tokenizer import build_tokenizer
+    tokenizer, cached = build_tokenizer(args.datas, args.out, args.vocab_size, args.min_frequency, args.num_unused,
+                                        args.japanese, args.dic, args.limit_alphabet)
+    print(f"tokenizer with {len(tokenizer)} tokens {'already in' if cached else 'saved to'} {args.out}")
     return 0
 
 

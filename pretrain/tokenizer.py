@@ -47,6 +47,44 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
     return hf_tokenizer
 
 
+def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 32768, min_frequency: int = 2,
+                    num_unused: int = 0, japanese: bool = False, dic: str | None = None,
+                    limit_alphabet: int | None = None) -> tuple[PreTrainedTokenizerBase, bool]:
+    """Train a tokenizer on the corpora `datas` into `out_dir`, unless `out_dir` already holds
+    one trained on the same corpora with the same settings (then it is loaded: `(tok, True)`).
+
+    `japanese`: MeCab words + WordPiece (`ja_tokenizer`), else BERT pre-tokenisation. The
+    directory is written under a temporary name and renamed, so it is complete or absent.
+    """
+    import json
+    import shutil
+    from .corpus import load_corpus
+    if not japanese and (dic is not None or limit_alphabet is not None):
+        raise ValueError("dic and limit_alphabet apply to the Japanese (MeCab) tokenizer; add --japanese")
+    corpora = {data: load_corpus(data) for data in datas}
+    record = {'datas': {d: ds._fingerprint for d, ds in corpora.items()}, 'vocab_size': vocab_size,
+              'min_frequency': min_frequency, 'num_unused': num_unused, 'japanese': japanese,
+              'dic': dic, 'limit_alphabet': limit_alphabet}
+    out = _resolve(out_dir)
+    record_path = out / 'training.json'
+    if record_path.is_file() and json.loads(record_path.read_text()) == record:
+        return load_tokenizer(out), True
+    texts = (t for ds in corpora.values() for t in ds['text'])
+    tmp = out.with_name(out.name + '.partial')
+    shutil.rmtree(tmp, ignore_errors=True)
+    if japanese:
+        from .ja_tokenizer import train_japanese_tokenizer
+        train_japanese_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused, dic=dic or 'unidic_lite',
+                                 limit_alphabet=limit_alphabet)
+    else:
+        train_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused)
+    (tmp / 'training.json').write_text(json.dumps(record, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return load_tokenizer(out), False
+
+
 def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
     """A function from lines to token ids without special tokens, giving the same ids as the
     seed's `convert_tokens_to_ids(tokenize(line))` per line, but batched: one call into the
