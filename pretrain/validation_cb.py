@@ -1,0 +1,216 @@
+"""Held-out evaluation during pre-training: every N steps, the generator's and discriminator's
+metrics on a fixed validation set, with a fixed mask and a fixed sampling seed, so the curve
+moves only when the weights do."""
+from __future__ import annotations
+
+import csv
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import datasets
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+
+from .get_dataloaders import pad_batch
+from .mask_tokens import mask_tokens, max_predictions_per_seq
+from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
+
+VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc']
+
+
+def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(train, valid): a seeded random choice of `n_or_fraction` examples (a count, or a
+    fraction in (0, 1)) held out from a processed dataset; both keep the dataset's order.
+
+    The split is by example: neighbouring examples cut from one document may fall on both sides.
+    """
+    n_total = len(dset)
+    if isinstance(n_or_fraction, bool) or not isinstance(n_or_fraction, (int, float)):
+        raise ValueError(f"valid size must be a count or a fraction in (0, 1), got {n_or_fraction!r}")
+    if isinstance(n_or_fraction, float):
+        if not 0 < n_or_fraction < 1:
+            raise ValueError(f"a valid fraction must be in (0, 1), got {n_or_fraction}; pass an int for a count")
+        n_valid = max(1, round(n_or_fraction * n_total))
+    else:
+        n_valid = n_or_fraction
+    if not 1 <= n_valid < n_total:
+        raise ValueError(f"cannot hold out {n_valid} of {n_total} examples: keep at least one for each of "
+                         f"training and validation (use a smaller valid size or a bigger corpus)")
+    order = np.random.default_rng(seed).permutation(n_total)
+    return dset.select(np.sort(order[n_valid:])), dset.select(np.sort(order[:n_valid]))
+
+
+def valid_csv_path(train_csv: str | Path) -> Path:
+    """Where a run's validation log lives: `{run_name}_valid.csv` beside `{run_name}.csv`."""
+    train_csv = Path(train_csv)
+    return train_csv.with_name(f'{train_csv.stem}_valid.csv')
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torch.distributed run, or a single process."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+@contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch's global RNGs (CPU and every CUDA device) for the block, then put their
+    states back: evaluation draws its own numbers and training's stream goes on as if it never ran."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class HeldOutEval(Callback):
+    """Evaluates `learn.model` (an `ELECTRAModel`) on `valid_dset` (columns `input_ids`,
+    `sentA_length`) every `every` training steps and once more at the end of the fit, appending
+    a row of `VALID_COLUMNS` to `csv_path` (started afresh at the start of fit) and logging the
+    same values to `wandb_run` (keys `valid/...`) if given.
+
+    The masked inputs are drawn once, from `seed`, and reused; the generator's sampling is
+    reseeded from `seed` at every evaluation: two evaluations of the same weights give the same
+    numbers. Evaluation runs in eval mode, without gradients, in fp32, and restores the
+    model's mode and the global RNG states afterwards. Losses carry no label smoothing. Under
+    torch.distributed only rank 0 evaluates and writes.
+
+    Mask settings are `MaskedLMCallback`'s (ELECTRA style by default: 85% [MASK], 15% kept;
+    `exact_count` with Google's per-row count).
+    """
+    # before CSVLogger (55), whose after_fit finishes a shared W&B run, and before RunSteps
+    # (70), which ends the fit from after_batch at the last step
+    order = 50
+
+    def __init__(self, valid_dset: datasets.Dataset, every: int, hf_tokenizer, csv_path: str | Path,
+                 mask_prob: float = 0.15, replace_prob: float = 0.0, original_prob: float = 0.15,
+                 exact_count: bool = True, max_length: int | None = None, bs: int = 32, seed: int = 0,
+                 wandb_run=None):
+        missing = {'input_ids', 'sentA_length'} - set(valid_dset.column_names)
+        if missing:
+            raise ValueError(f"the validation set lacks column(s) {', '.join(sorted(missing))}; "
+                             f"build it with ELECTRADataProcessor and split_validation")
+        if len(valid_dset) == 0:
+            raise ValueError("the validation set is empty; hold out at least one example")
+        for name, value in (('every', every), ('bs', bs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 < mask_prob < 1:
+            raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob!r}")
+        if not 0 <= replace_prob + original_prob <= 1:
+            raise ValueError(f"replace_prob + original_prob must be in [0, 1], got {replace_prob + original_prob}")
+        self.valid_dset, self.every, self.csv_path, self.wandb_run = valid_dset, every, Path(csv_path), wandb_run
+        self.mask_tok_id, self.pad_tok_id = hf_tokenizer.mask_token_id, hf_tokenizer.pad_token_id
+        self.special_tok_ids, self.vocab_size = list(hf_tokenizer.all_special_ids), len(hf_tokenizer)
+        self.mask_prob, self.replace_prob, self.original_prob = mask_prob, replace_prob, original_prob
+        self.exact_count, self.max_length, self.bs, self.seed = exact_count, max_length, bs, seed
+        self.masked_batches: list[tuple[torch.Tensor, ...]] | None = None
+        self.last_step: int | None = None
+
+    @classmethod
+    def from_config(cls, c, valid_dset: datasets.Dataset, hf_tokenizer, csv_path: str | Path | None = None,
+                    every: int | None = None, wandb_run=None) -> 'HeldOutEval':
+        """The evaluation matching a run config: its masking, batch size, seed and max length;
+        every `every` (default `c.eval_every`) steps; logging to `{checkpoint_dir}/{run_name}_valid.csv`."""
+        from .config import REPO_ROOT
+        every = every if every is not None else c.get('eval_every')
+        if every is None:
+            raise ValueError("held-out evaluation needs eval_every (steps between evaluations) in the config")
+        if csv_path is None:
+            checkpoint_dir = Path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
+            checkpoint_dir = checkpoint_dir if checkpoint_dir.is_absolute() else REPO_ROOT / checkpoint_dir
+            csv_path = valid_csv_path(checkpoint_dir / f'{c.run_name}.csv')
+        electra_style = c.get('electra_mask_style', True)
+        return cls(valid_dset, every, hf_tokenizer, csv_path, mask_prob=c.mask_prob,
+                   replace_prob=0.0 if electra_style else 0.1, original_prob=0.15 if electra_style else 0.1,
+                   exact_count=c.get('exact_mask_count', True), max_length=c.max_length, bs=c.bs,
+                   seed=c.seed or 0, wandb_run=wandb_run)
+
+    # ---- fastai events -----------------------------------------------------------------
+    def before_fit(self) -> None:
+        self.last_step = None
+        if not is_main_process():
+            return
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.csv_path.open('w', newline='') as f:
+            csv.writer(f).writerow(VALID_COLUMNS)
+
+    def after_batch(self) -> None:
+        if self.training and self.learn.train_iter % self.every == 0:
+            self.evaluate_and_log()
+
+    def after_fit(self) -> None:
+        if self.last_step != self.learn.train_iter:  # the final weights, unless just evaluated
+            self.evaluate_and_log()
+
+    def evaluate_and_log(self) -> None:
+        if is_main_process():  # the replicas hold the same weights
+            # the module inside a DistributedDataParallel wrapper: its forward would wait for the other processes
+            model = getattr(self.learn.model, 'module', self.learn.model)
+            self.write_row(self.learn.train_iter, self.evaluate(model))
+        self.last_step = self.learn.train_iter
+
+    # ---- evaluation --------------------------------------------------------------------
+    def build_masked_batches(self) -> list[tuple[torch.Tensor, ...]]:
+        """The validation set as CPU batches (masked_inputs (B, L), sentA_length (B,),
+        is_mlm_applied (B, L), labels (B, L)), in dataset order, masked once from `seed`."""
+        arrow = self.valid_dset.with_format('arrow')
+        batches = []
+        with isolated_rng(self.seed):
+            for start in range(0, len(self.valid_dset), self.bs):
+                input_ids, sentA = pad_batch(arrow[start:start + self.bs], self.pad_tok_id)
+                masked, labels, is_mlm = mask_tokens(
+                    input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
+                    special_token_indices=self.special_tok_ids, mlm_probability=self.mask_prob,
+                    replace_prob=self.replace_prob, orginal_prob=self.original_prob,
+                    pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
+                    max_predictions=max_predictions_per_seq(self.mask_prob, self.max_length or input_ids.shape[1]))
+                batches.append((masked, sentA, is_mlm, labels))
+        return batches
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Metrics of `model` over the whole validation set (all but `step` of `VALID_COLUMNS`)."""
+        if self.masked_batches is None:
+            self.masked_batches = self.build_masked_batches()
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        gen_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * M, accuracy * M, M
+        disc_logits, replaced = [], []
+        try:
+            with isolated_rng(self.seed):
+                for batch in self.masked_batches:
+                    masked, sentA, is_mlm, labels = (t.to(device) for t in batch)
+                    gen_logits, _, logits, is_replaced, non_pad, _ = model(masked, sentA, is_mlm, labels)
+                    targets = labels[is_mlm]
+                    if targets.numel():  # a batch of very short rows may have nothing masked
+                        n = torch.tensor(float(targets.numel()), dtype=torch.float64, device=device)
+                        gen_sums += torch.stack([mlm_loss(gen_logits, targets) * n, mlm_accuracy(gen_logits, targets) * n, n])
+                    disc_logits.append(logits[non_pad].float())
+                    replaced.append(is_replaced[non_pad])
+        finally:
+            model.train(was_training)
+        loss_sum, acc_sum, n_masked = gen_sums.tolist()
+        logits, replaced = torch.cat(disc_logits).cpu(), torch.cat(replaced).cpu()
+        precision, recall = replaced_precision_recall(logits, replaced)
+        return {'gen_loss': loss_sum / n_masked if n_masked else math.nan,
+                'disc_loss': disc_loss(logits, replaced).item(),
+                'gen_acc': acc_sum / n_masked if n_masked else math.nan,
+                'disc_acc': disc_accuracy(logits, replaced).item(),
+                'disc_precision': precision.item(), 'disc_recall': recall.item(),
+                'disc_auc': disc_auc(logits, replaced)}
+
+    def write_row(self, step: int, metrics: dict[str, float]) -> None:
+        with self.csv_path.open('a', newline='') as f:
+            csv.writer(f).writerow([step] + [f'{metrics[k]:.6f}' for k in VALID_COLUMNS[1:]])
+        if self.wandb_run is not None:
+            self.wandb_run.log({f'valid/{k}': v for k, v in metrics.items()}, step=step)
+
+
+def read_valid_log(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a validation CSV as dicts of floats."""
+    with Path(path).open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

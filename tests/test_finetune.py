@@ -1,0 +1,172 @@
+"""The fine-tuning harness on CPU with a tiny model: it learns small tasks (single sentence,
+pair, regression) well above chance, the head is one Linear on [CLS], layer-wise learning
+rates, results JSON and table, the CLI."""
+import json
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from finetune.__main__ import main
+from finetune.data import encode, load_task
+from finetune.model import layer_groups, layer_lr_scales, load_encoder
+from finetune.toy_task import make_topic_task, topic_sentences, write_standin_model, write_topic_task, write_tsv
+from finetune.train import FinetuneSettings, Finetuner, LayerwiseSchedule, finetune, results_table
+from pretrain.scheduler import lr_at
+
+FAST = dict(epochs=6, lr=1e-3, bs=32, max_length=32)
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+    return write_standin_model(tmp_path_factory.mktemp('model') / 'discriminator')
+
+
+@pytest.fixture(scope='module')
+def topic_task(tmp_path_factory):
+    d = write_topic_task(tmp_path_factory.mktemp('tasks') / 'topics', n_train=160, n_dev=80, seed=1)
+    return load_task(d / 'train.tsv', d / 'dev.tsv', 'classification')
+
+
+def test_learns_the_topic_task_and_reports_both_inits(model_dir, topic_task, tmp_path):
+    out = tmp_path / 'results.json'
+    results = finetune(model_dir, [topic_task], FinetuneSettings(seeds=[0, 1, 2], **FAST), compare_random=True,
+                       out=out, verbose=False)
+    saved = json.loads(out.read_text())
+    r = saved['tasks']['topics']
+    assert r['metric'] == 'accuracy' and r['labels'] == ['food', 'weather'] and r['seeds'] == [0, 1, 2]
+    for init in ('pretrained', 'random'):
+        assert set(r[init]) == {'accuracy', 'f1', 'mcc'}
+        acc = r[init]['accuracy']
+        assert set(acc) == {'mean', 'std', 'best', 'runs'} and len(acc['runs']) == 3
+        assert acc['mean'] == pytest.approx(sum(acc['runs']) / 3) and acc['best'] == max(acc['runs'])
+        assert acc['mean'] > 0.8, (init, acc)  # chance is 0.5
+    assert saved['settings']['layer_decay'] == 0.8 and saved['settings']['weight_decay'] == 0.0
+    table = results_table(results).splitlines()
+    assert table[0].split() == ['task', 'init', 'metric', 'mean', 'std', 'best', 'seeds']
+    assert [line.split()[:3] for line in table[1:]] == [['topics', init, m] for init in ('pretrained', 'random')
+                                                        for m in ('accuracy', 'f1', 'mcc')]
+
+
+def test_pair_task_uses_the_second_segment(model_dir, tmp_path):
+    # the label is the topic of text_b; text_a is a random sentence: only text_b carries the answer
+    rng = random.Random(0)
+    pool = topic_sentences()
+    rows = [(rng.choice(pool)[0], b, topic) for b, topic in rng.sample(pool, 240)]
+    write_tsv(tmp_path / 'train.tsv', ['first', 'second', 'topic'], rows[:160])
+    write_tsv(tmp_path / 'dev.tsv', ['first', 'second', 'topic'], rows[160:])
+    task = load_task(tmp_path / 'train.tsv', tmp_path / 'dev.tsv', 'classification', 'first', 'second', 'topic')
+    # attending from [CLS] across the pair takes a tiny random model more steps than one sentence
+    settings = FinetuneSettings(seeds=[0], **{**FAST, 'epochs': 10, 'max_length': 48})
+    results = finetune(model_dir, [task], settings, verbose=False)
+    assert results['tasks'][task.name]['pretrained']['accuracy']['mean'] > 0.75
+
+
+def test_regression_task(model_dir, tmp_path):
+    rng = random.Random(0)
+    train, dev = make_topic_task(160, 80, seed=2)
+    score = lambda topic: (1.0 if topic == 'weather' else 0.0) + rng.uniform(-0.2, 0.2)
+    write_tsv(tmp_path / 'train.tsv', ['text_a', 'label'], [(s, f'{score(t):.3f}') for s, t in train])
+    write_tsv(tmp_path / 'dev.tsv', ['text_a', 'label'], [(s, f'{score(t):.3f}') for s, t in dev])
+    task = load_task(tmp_path / 'train.tsv', tmp_path / 'dev.tsv', 'regression')
+    assert task.n_outputs == 1 and task.label_names is None
+    r = finetune(model_dir, [task], FinetuneSettings(seeds=[0], **FAST), verbose=False)['tasks'][task.name]
+    assert r['metric'] == 'spearman' and set(r['pretrained']) == {'spearman', 'pearson'}
+    assert r['pretrained']['pearson']['mean'] > 0.7
+
+
+def test_pair_encoding_truncates_the_longer_segment(tokenizer):
+    from finetune.data import Examples, truncate_pair
+    assert truncate_pair([1, 2, 3, 4, 5], [6, 7], 5) == ([1, 2, 3], [6, 7])
+    assert truncate_pair([1, 2, 3], [4, 5, 6], 4) == ([1, 2], [4, 5])  # a tie drops from b first
+    ex = Examples(['rain rain rain rain rain rain'], ['soup'], [0])
+    soup = tokenizer('soup', add_special_tokens=False)['input_ids']
+    assert len(soup) == 3
+    (ids, types, label), = encode(tokenizer, ex, max_length=10)  # 7 tokens for 6 + 3: a loses 2
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert len(ids) == 10 and ids[0] == cls and ids[5] == sep and ids[-1] == sep
+    assert ids[6:9] == soup  # the short segment is kept whole
+    assert types == [0] * 6 + [1] * 4 and label == 0
+
+
+def test_head_is_one_linear_on_cls(model_dir, topic_task):
+    runner = Finetuner(model_dir, FinetuneSettings(seeds=[0], **FAST), verbose=False)
+    model = runner.build_model(topic_task, 'pretrained').eval()
+    assert [name for name, _ in model.named_children()] == ['encoder', 'dropout', 'head']
+    assert isinstance(model.head, nn.Linear) and (model.head.in_features, model.head.out_features) == (32, 2)
+    assert model.dropout.p == 0.1
+    ids = torch.tensor([[2, 100, 200, 3, 0], [2, 300, 3, 0, 0]])
+    types = torch.zeros_like(ids)
+    hidden = model.encoder(ids, attention_mask=ids != 0, token_type_ids=types).last_hidden_state
+    assert torch.allclose(model(ids, types), model.head(hidden[:, 0]))
+
+
+def test_pretrained_weights_are_loaded_and_random_init_differs(model_dir):
+    from transformers import ElectraForPreTraining
+    saved = ElectraForPreTraining.from_pretrained(str(model_dir)).electra.state_dict()
+    loaded = load_encoder(model_dir).state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    fresh = load_encoder(model_dir, random_init=True).state_dict()
+    assert not torch.equal(fresh['encoder.layer.0.attention.self.query.weight'],
+                           saved['encoder.layer.0.attention.self.query.weight'])
+
+
+def test_layerwise_learning_rates(model_dir, topic_task):
+    assert layer_lr_scales(2, 0.8) == pytest.approx([0.8 ** 4, 0.8 ** 3, 0.8 ** 2, 1.0])
+    assert layer_lr_scales(12, 0.8)[0] == pytest.approx(0.8 ** 14) and layer_lr_scales(12, 0.8)[-2] == pytest.approx(0.64)
+    runner = Finetuner(model_dir, FinetuneSettings(seeds=[0], epochs=1, lr=1e-3, max_length=32), verbose=False)
+    encoded = {s: encode(runner.tokenizer, getattr(topic_task, s), 32) for s in ('train', 'dev')}
+    learn = runner.learner(topic_task, encoded, 'pretrained', seed=0)
+    model = learn.model
+    groups = layer_groups(model)
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))
+    assert len({id(p) for g in groups for p in g}) == len(list(model.parameters()))  # each exactly once
+    holds = lambda group, p: any(q is p for q in group)
+    assert holds(groups[0], model.encoder.embeddings.word_embeddings.weight)
+    assert holds(groups[2], model.encoder.encoder.layer[1].output.dense.weight)
+    assert len(groups[-1]) == 2 and holds(groups[-1], model.head.weight) and holds(groups[-1], model.head.bias)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+    opt = learn.opt.opt
+    assert all(g['weight_decay'] == 0 and not g['bias_correction'] for g in opt.param_groups)
+    sched = next(cb for cb in learn.cbs if isinstance(cb, LayerwiseSchedule))
+    steps = len(sched.lrs)
+    assert steps == len(learn.dls.train) == 5
+    warmup = round(0.1 * steps)
+    for step, lrs in enumerate(sched.lrs):
+        factor = lr_at(step, 'original_linear', 1.0, steps, warmup)
+        assert lrs == pytest.approx([1e-3 * s * factor for s in layer_lr_scales(2, 0.8)])
+    assert [g['lr'] for g in opt.param_groups] == pytest.approx(sched.lrs[-1])
+
+
+def test_same_seed_same_result(model_dir, topic_task):
+    runner = Finetuner(model_dir, FinetuneSettings(seeds=[0], epochs=1, lr=1e-3, max_length=32), verbose=False)
+    encoded = {s: encode(runner.tokenizer, getattr(topic_task, s), 32) for s in ('train', 'dev')}
+    assert runner.run_once(topic_task, encoded, 'random', 3) == runner.run_once(topic_task, encoded, 'random', 3)
+
+
+def test_cli_runs_and_writes_results(model_dir, tmp_path, capsys):
+    d = write_topic_task(tmp_path / 'small', n_train=48, n_dev=16)
+    out = tmp_path / 'r.json'
+    code = main(['--model', str(model_dir), '--train', str(d / 'train.tsv'), '--dev', str(d / 'dev.tsv'),
+                 '--task_type', 'classification', '--seeds', '2', '--epochs', '1', '--lr', '1e-3',
+                 '--compare_random', '--out', str(out), '--quiet'])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert 'small            pretrained accuracy' in printed and 'small            random     accuracy' in printed
+    r = json.loads(out.read_text())['tasks']['small']
+    assert len(r['pretrained']['accuracy']['runs']) == len(r['random']['accuracy']['runs']) == 2
+
+
+def test_settings_are_checked(model_dir):
+    with pytest.raises(ValueError, match='epochs must be a positive integer'):
+        FinetuneSettings(epochs=0).check()
+    with pytest.raises(ValueError, match=r'layer_decay must be in \(0, 1\]'):
+        FinetuneSettings(layer_decay=1.5).check()
+    with pytest.raises(ValueError, match='seeds is empty'):
+        FinetuneSettings(seeds=[]).check()
+    with pytest.raises(ValueError, match='does not exist'):
+        Finetuner(model_dir.parent / 'nope')
+    assert math.isclose(Finetuner(model_dir, verbose=False).settings.lr, 3e-4)  # ELECTRA-Small's, for hidden 32

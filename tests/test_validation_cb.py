@@ -1,0 +1,142 @@
+"""HeldOutEval on a short CPU fit of the tiny model: rows at the right steps, values in range,
+a fixed mask (same weights -> same metrics), training untouched; split_validation."""
+import math
+
+import datasets
+import pytest
+import torch
+from fastai.callback.progress import ProgressCallback
+from fastai.data.core import DataLoaders
+
+from pretrain.config import get_config
+from pretrain.get_dataloaders import get_dataloader
+from pretrain.log_cb import read_log
+from pretrain.train import build_learner, preprocess, set_seed
+from pretrain.validation_cb import VALID_COLUMNS, HeldOutEval, read_valid_log, split_validation, valid_csv_path
+
+
+def config(tmp_path, name):
+    return get_config('tiny', steps=10, bs=8, num_workers=0, num_proc=1, log_every=2, device='cpu', save_points=[],
+                      data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / name))
+
+
+def same(a, b, tol):
+    """Equal metrics, nan (an undefined precision) matching nan."""
+    return all(math.isclose(a[k], b[k], rel_tol=tol, abs_tol=tol) or math.isnan(a[k]) and math.isnan(b[k]) for k in a)
+
+
+def fit(c, tokenizer, train, valid=None, every=4):
+    """A short pre-training fit as pretrain() runs it, with HeldOutEval when `valid` is given."""
+    set_seed(c.seed)
+    learn = build_learner(c, DataLoaders(get_dataloader(c, tokenizer, train), path='.'), tokenizer)
+    learn.remove_cb(ProgressCallback)
+    cb = None
+    if valid is not None:
+        cb = HeldOutEval.from_config(c, valid, tokenizer, every=every)
+        learn.add_cb(cb)
+    learn.fit(9999)
+    return learn, cb
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, tokenizer):
+    tmp = tmp_path_factory.mktemp('valid')
+    c = config(tmp, 'with')
+    train, valid = split_validation(preprocess(c, tokenizer), 16, seed=0)
+    with_eval = fit(c, tokenizer, train, valid)
+    c_plain = config(tmp, 'without')
+    without_eval, _ = fit(c_plain, tokenizer, train)
+    return c, c_plain, with_eval, without_eval
+
+
+def test_rows_every_n_steps_and_at_the_end(runs):
+    c, _, (learn, cb), _ = runs
+    path = valid_csv_path(tmp := (cb.csv_path.parent / f'{c.run_name}.csv'))
+    assert cb.csv_path == path and tmp.exists()
+    assert path.read_text().splitlines()[0] == ','.join(VALID_COLUMNS)
+    rows = read_valid_log(path)
+    assert [r['step'] for r in rows] == [4, 8, 10]  # every 4 steps, then the final weights once
+    for r in rows:
+        assert r['gen_loss'] > 0 and r['disc_loss'] > 0
+        for key in ('gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc'):
+            assert math.isnan(r[key]) or 0 <= r[key] <= 1, (key, r[key])
+        assert 0 <= r['disc_auc'] <= 1  # both classes are present in 16 examples
+    # an untrained generator's loss is about log(vocab size)
+    assert rows[0]['gen_loss'] == pytest.approx(math.log(cb.vocab_size), rel=0.2)
+
+
+def test_same_weights_same_metrics(runs):
+    c, _, (learn, cb), _ = runs
+    first, second = cb.evaluate(learn.model), cb.evaluate(learn.model)
+    assert same(first, second, tol=0)  # bit for bit
+    assert same(first, read_valid_log(cb.csv_path)[-1], tol=1e-5)  # the row of the final weights
+
+
+def test_evaluation_restores_mode_and_rng(runs):
+    _, _, (learn, cb), _ = runs
+    learn.model.train()
+    state = torch.get_rng_state()
+    cb.evaluate(learn.model)
+    assert learn.model.training and torch.equal(torch.get_rng_state(), state)
+    learn.model.eval()
+    cb.evaluate(learn.model)
+    assert not learn.model.training
+
+
+def test_training_losses_unchanged_by_evaluation(runs):
+    c, c_plain, _, _ = runs
+    with_eval = read_log(f'{c.checkpoint_dir}/{c.run_name}.csv')
+    without = read_log(f'{c_plain.checkpoint_dir}/{c_plain.run_name}.csv')
+    assert [r['step'] for r in with_eval] == [2, 4, 6, 8, 10]
+    assert with_eval == without
+
+
+def test_wandb_gets_the_rows(runs, tokenizer):
+    c, _, (learn, cb), _ = runs
+
+    class FakeRun:
+        logged = []
+
+        def log(self, values, step):
+            self.logged.append((step, values))
+
+    run = FakeRun()
+    hook = HeldOutEval(cb.valid_dset, 5, tokenizer, cb.csv_path.with_name('w.csv'), seed=c.seed, wandb_run=run)
+    hook.write_row(7, hook.evaluate(learn.model))
+    step, values = run.logged[0]
+    assert step == 7 and set(values) == {f'valid/{k}' for k in VALID_COLUMNS[1:]}
+
+
+def test_split_validation_is_seeded_disjoint_and_ordered():
+    ds = datasets.Dataset.from_dict({'input_ids': [[2, i, 3] for i in range(20)], 'sentA_length': [3] * 20})
+    train, valid = split_validation(ds, 5, seed=1)
+    ids = lambda d: [row[1] for row in d['input_ids']]
+    assert len(train) == 15 and len(valid) == 5
+    assert sorted(ids(train) + ids(valid)) == list(range(20))
+    assert ids(valid) == sorted(ids(valid)) and ids(train) == sorted(ids(train))
+    assert ids(split_validation(ds, 5, seed=1)[1]) == ids(valid)
+    assert ids(split_validation(ds, 5, seed=2)[1]) != ids(valid)
+    assert len(split_validation(ds, 0.1, seed=1)[1]) == 2
+
+
+@pytest.mark.parametrize('size, message', [(0, 'cannot hold out 0 of 20'), (20, 'cannot hold out 20 of 20'),
+                                           (1.5, r'must be in \(0, 1\)'), (True, 'count or a fraction'),
+                                           ('10', 'count or a fraction')])
+def test_split_validation_rejects_bad_sizes(size, message):
+    ds = datasets.Dataset.from_dict({'input_ids': [[2, 3]] * 20, 'sentA_length': [2] * 20})
+    with pytest.raises(ValueError, match=message):
+        split_validation(ds, size)
+
+
+def test_bad_validation_sets_and_settings(tokenizer, tmp_path):
+    ds = datasets.Dataset.from_dict({'input_ids': [[2, 3]], 'sentA_length': [2]})
+    with pytest.raises(ValueError, match='lacks column'):
+        HeldOutEval(ds.remove_columns('sentA_length'), 5, tokenizer, tmp_path / 'v.csv')
+    with pytest.raises(ValueError, match='empty'):
+        HeldOutEval(ds.select([]), 5, tokenizer, tmp_path / 'v.csv')
+    with pytest.raises(ValueError, match='every must be a positive integer'):
+        HeldOutEval(ds, 0, tokenizer, tmp_path / 'v.csv')
+    c = get_config('tiny')
+    c.pop('eval_every', None)
+    with pytest.raises(ValueError, match='needs eval_every'):
+        HeldOutEval.from_config(c, ds, tokenizer)
