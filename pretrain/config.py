@@ -17,6 +17,12 @@ from .scheduler import SCHEDULES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def repo_path(p: str | Path) -> Path:
+    """Relative paths in a config are relative to the repository, wherever the process runs."""
+    p = Path(p)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
 class MyConfig(dict):
     """A dict whose keys read and write as attributes: `c.lr` is `c['lr']`."""
 
@@ -86,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
     'freeze_layers': 0,             # ... with the lowest N layers frozen
     'max_nonfinite': 20,            # stop after this many consecutive non-finite losses
     'pad_to_max_length': False,     # static shapes: pad every batch to max_length
+    'valid_size': None,             # hold out examples (a count or a fraction) for held-out metrics
+    'eval_every': None,             # steps between held-out evaluations (None: steps // 20)
+    'plot': True,                   # a PNG of the curves beside the checkpoints at the end
     'data_dir': 'data',
     'checkpoint_dir': 'checkpoints/pretrain',
     # derived from size unless given
@@ -114,7 +123,10 @@ def validate(c: MyConfig) -> MyConfig:
         raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
     for data in c.datas:
         check_data_name(data)
-    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps'):
+    vs = c.get('valid_size')
+    if vs is not None and (isinstance(vs, bool) or not (isinstance(vs, int) and vs > 0 or isinstance(vs, float) and 0 < vs < 1)):
+        raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {vs!r}")
+    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps', 'eval_every'):
         v = c.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key in ('num_workers', 'warmup_steps') else 1)):
             raise ValueError(f"{key} must be a positive integer, got {v!r}")
@@ -156,6 +168,8 @@ def derive(c: MyConfig) -> MyConfig:
             c[key] = recipe[key]
     if c.get('max_predictions') is None:
         c.max_predictions = max_predictions_per_seq(c.mask_prob, c.max_length)
+    if c.get('valid_size') and c.get('eval_every') is None:
+        c.eval_every = max(1, c.steps // 20)
     if c.get('device') is None:
         c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
     return c

@@ -33,20 +33,10 @@ class CSVLogger(Callback):
         self.resumed = state
 
     def before_fit(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.sums, self.n = None, 0
-        if self.resumed is not None and self.path.exists():
-            # resuming (train_iter already restored): keep the rows up to the checkpoint's step
-            step = self.learn.train_iter
-            with self.path.open(newline='') as f:
-                rows = [r for r in csv.reader(f)][1:]
-            with self.path.open('w', newline='') as f:
-                csv.writer(f).writerows([COLUMNS] + [r for r in rows if r and int(r[0]) <= step])
-            self.sums, self.n = self.resumed['sums'], self.resumed['n']
-            self.resumed = None
-            return
-        with self.path.open('w', newline='') as f:
-            csv.writer(f).writerow(COLUMNS)
+        # when resuming, ResumeCallback (order -5) has already restored train_iter
+        start_csv(self.path, COLUMNS, self.learn.train_iter if self.resumed is not None else None)
+        self.sums, self.n = (self.resumed['sums'], self.resumed['n']) if self.resumed is not None else (None, 0)
+        self.resumed = None
 
     def after_batch(self) -> None:
         if not self.training or self.learn.loss_func.last_losses is None:
@@ -75,6 +65,18 @@ class CSVLogger(Callback):
         if self.wandb_run is not None:
             self.wandb_run.log(dict(zip(COLUMNS[1:], (gen, disc, loss, lr, acc))), step=step)
         self.sums, self.n = None, 0
+
+
+def start_csv(path: Path, columns: list[str], keep_until: int | None = None) -> None:
+    """A fresh CSV with a header; when resuming (`keep_until`: the step resumed from), keep
+    the rows up to that step and drop those written after the checkpoint by the lost run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if keep_until is not None and path.exists():
+        with path.open(newline='') as f:
+            rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= keep_until]
+    with path.open('w', newline='') as f:
+        csv.writer(f).writerows([columns] + rows)
 
 
 def read_log(path: str | Path) -> list[dict[str, float]]:

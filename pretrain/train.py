@@ -16,7 +16,7 @@ from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
 from .checkpoint import find_resume, resume, vocab_hash
-from .config import REPO_ROOT, MyConfig, electra_configs
+from .config import MyConfig, electra_configs, repo_path
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
@@ -26,8 +26,10 @@ from .log_cb import CSVLogger
 from .masked_lm_cb import MaskedLMCallback
 from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
 from .optim import get_optim
+from .plot import plot_run
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer
+from .validation_cb import HeldOutEval, split_validation
 
 
 def set_seed(seed: int) -> None:
@@ -35,12 +37,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def repo_path(p: str | Path) -> Path:
-    """Relative paths in a config are relative to the repository, wherever the process runs."""
-    p = Path(p)
-    return p if p.is_absolute() else REPO_ROOT / p
 
 
 def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datasets.Dataset:
@@ -105,10 +101,11 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
 
 
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
-                  rank: int = 0) -> Learner:
+                  rank: int = 0, valid_dset: datasets.Dataset | None = None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
-    masking, exact step count with checkpoints, CSV log (rank 0), non-finite guard, mixed
-    precision, clipping, schedule (added to the learner, so `learn.fit` needs no extra cbs)."""
+    masking, exact step count with checkpoints, CSV log (rank 0), held-out metrics (with a
+    `valid_dset`), non-finite guard, mixed precision, clipping, schedule (added to the learner,
+    so `learn.fit` needs no extra cbs)."""
     device = check_device(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
     mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=hf_tokenizer.all_special_ids,
@@ -122,7 +119,10 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                             keep_last=c.get('keep_last'), rank=rank),
            StopOnNonFinite(c.get('max_nonfinite', 20), c.get('log_every', 10)), get_scheduler(c)]
     if rank == 0:
-        cbs.append(CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), wandb_run(c)))
+        run = wandb_run(c)
+        cbs.append(CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), run))
+        if valid_dset is not None:
+            cbs.append(HeldOutEval.from_config(c, valid_dset, hf_tokenizer, wandb_run=run))
     dls.to(device)
     learn = Learner(dls, electra_model, loss_func=ELECTRALoss(c.get('loss_weights', (1.0, 50.0)), c.gen_smooth_label,
                                                               c.disc_smooth_label),
@@ -147,9 +147,12 @@ def pretrain(c: MyConfig) -> Learner:
     try:
         hf_tokenizer = load_tokenizer(c.tokenizer)
         train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
+        valid_dset = None
+        if c.get('valid_size'):
+            train_dset, valid_dset = split_validation(train_dset, c.valid_size, c.seed)
         set_seed(c.seed + rank)  # same data order on every rank (loader seed), different masks
         dl = get_dataloader(c, hf_tokenizer, train_dset, rank=rank, world_size=world)
-        learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank)
+        learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank, valid_dset=valid_dset)
         if c.get('resume'):
             path = find_resume(c.resume, learn.path / learn.model_dir, c.run_name)
             step = resume(learn, path, hf_tokenizer)
@@ -162,6 +165,8 @@ def pretrain(c: MyConfig) -> Learner:
         if c.get('export', True) and rank == 0:
             out = export_model(learn.model, hf_tokenizer, learn.path / learn.model_dir / f'{c.run_name}_export')
             print(f'exported the discriminator and generator to {out}')
+        if c.get('plot', True) and rank == 0:
+            print(f"curves plotted to {plot_run(learn.path / learn.model_dir / f'{c.run_name}.csv')}")
         return learn
     finally:
         teardown()

@@ -14,7 +14,10 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from .config import repo_path
+from .distributed import rank
 from .get_dataloaders import pad_batch
+from .log_cb import start_csv
 from .mask_tokens import mask_tokens, max_predictions_per_seq
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 
@@ -47,12 +50,6 @@ def valid_csv_path(train_csv: str | Path) -> Path:
     """Where a run's validation log lives: `{run_name}_valid.csv` beside `{run_name}.csv`."""
     train_csv = Path(train_csv)
     return train_csv.with_name(f'{train_csv.stem}_valid.csv')
-
-
-def is_main_process() -> bool:
-    """Rank 0 of a torch.distributed run, or a single process."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 @contextmanager
@@ -114,13 +111,11 @@ class HeldOutEval(Callback):
                     every: int | None = None, wandb_run=None) -> 'HeldOutEval':
         """The evaluation matching a run config: its masking, batch size, seed and max length;
         every `every` (default `c.eval_every`) steps; logging to `{checkpoint_dir}/{run_name}_valid.csv`."""
-        from .config import REPO_ROOT
         every = every if every is not None else c.get('eval_every')
         if every is None:
             raise ValueError("held-out evaluation needs eval_every (steps between evaluations) in the config")
         if csv_path is None:
-            checkpoint_dir = Path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
-            checkpoint_dir = checkpoint_dir if checkpoint_dir.is_absolute() else REPO_ROOT / checkpoint_dir
+            checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
             csv_path = valid_csv_path(checkpoint_dir / f'{c.run_name}.csv')
         electra_style = c.get('electra_mask_style', True)
         return cls(valid_dset, every, hf_tokenizer, csv_path, mask_prob=c.mask_prob,
@@ -129,13 +124,17 @@ class HeldOutEval(Callback):
                    seed=c.seed or 0, wandb_run=wandb_run)
 
     # ---- fastai events -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {}  # nothing to carry: the mask is rebuilt from the seed
+
+    def load_state_dict(self, state: dict) -> None:
+        self.resumed = True
+
     def before_fit(self) -> None:
         self.last_step = None
-        if not is_main_process():
-            return
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.csv_path.open('w', newline='') as f:
-            csv.writer(f).writerow(VALID_COLUMNS)
+        if rank() == 0:  # when resuming, keep the rows up to the checkpoint's step
+            start_csv(self.csv_path, VALID_COLUMNS, self.learn.train_iter if getattr(self, 'resumed', False) else None)
+        self.resumed = False
 
     def after_batch(self) -> None:
         if self.training and self.learn.train_iter % self.every == 0:
@@ -146,7 +145,7 @@ class HeldOutEval(Callback):
             self.evaluate_and_log()
 
     def evaluate_and_log(self) -> None:
-        if is_main_process():  # the replicas hold the same weights
+        if rank() == 0:  # the replicas hold the same weights
             # the module inside a DistributedDataParallel wrapper: its forward would wait for the other processes
             model = getattr(self.learn.model, 'module', self.learn.model)
             self.write_row(self.learn.train_iter, self.evaluate(model))

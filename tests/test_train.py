@@ -110,3 +110,23 @@ def test_precision_resolution_and_device_errors(tiny_config):
         tiny_config.device = 'cuda:0'
         with pytest.raises(ValueError, match='CUDA is not available'):
             pretrain(tiny_config)
+
+
+def test_held_out_metrics_and_plot_at_the_end(tmp_path):
+    from pretrain.config import get_config
+    from pretrain.validation_cb import read_valid_log
+    c = get_config('tiny', steps=8, bs=16, num_workers=0, num_proc=1, device='cpu', save_points=[], export=False,
+                   valid_size=0.2, eval_every=4, data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
+    pretrain(c)
+    rows = read_valid_log(tmp_path / 'ckpt' / 'vanilla_11081_valid.csv')
+    assert [r['step'] for r in rows] == [4, 8]
+    assert all(0 <= r['disc_acc'] <= 1 and 0 <= r['gen_acc'] <= 1 for r in rows)
+    png = tmp_path / 'ckpt' / 'vanilla_11081.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_valid_size_is_checked():
+    from pretrain.config import get_config
+    with pytest.raises(ValueError, match='valid_size must be'):
+        get_config('tiny', valid_size=1.5)
+    assert get_config('tiny', valid_size=100).eval_every == 15  # 300 steps // 20
