@@ -91,7 +91,9 @@ DEFAULTS: dict[str, Any] = {
     'init_discriminator': None,
     'freeze_layers': 0,             # ... with the lowest N layers frozen
     'max_nonfinite': 20,            # stop after this many consecutive non-finite losses
-    'pad_to_max_length': False,     # static shapes: pad every batch to max_length
+    'pad_to_max_length': False,     # pad every batch to max_length
+    'static_shapes': None,          # None: on CUDA. Fixed mask slots, max_length batches, no host sync
+    'compile': False,               # torch.compile the model (fullgraph; needs static_shapes)
     'valid_size': None,             # hold out examples (a count or a fraction) for held-out metrics
     'eval_every': None,             # steps between held-out evaluations (None: steps // 20)
     'plot': True,                   # a PNG of the curves beside the checkpoints at the end
@@ -123,6 +125,10 @@ def validate(c: MyConfig) -> MyConfig:
         raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
     for data in c.datas:
         check_data_name(data)
+    if c.get('static_shapes') and not c.get('exact_mask_count', True):
+        raise ValueError("static_shapes needs exact_mask_count=True (Bernoulli masking can overflow the mask slots)")
+    if c.get('compile') and not c.get('static_shapes'):
+        raise ValueError("compile needs static_shapes=True (one shape per step, no data-dependent indexing)")
     vs = c.get('valid_size')
     if vs is not None and (isinstance(vs, bool) or not (isinstance(vs, int) and vs > 0 or isinstance(vs, float) and 0 < vs < 1)):
         raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {vs!r}")
@@ -172,6 +178,8 @@ def derive(c: MyConfig) -> MyConfig:
         c.eval_every = max(1, c.steps // 20)
     if c.get('device') is None:
         c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    if c.get('static_shapes') is None:
+        c.static_shapes = str(c.device).startswith('cuda')
     return c
 
 

@@ -101,6 +101,6 @@ def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world
     processes, `c.num_workers` worker processes, shuffled with a RNG seeded from `c.seed`,
     pinned memory on CUDA."""
     return ElectraDataLoader(dset, bs=c.bs // world_size, pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                             pad_to_max_length=c.get('pad_to_max_length', False), shuffle=True,
+                             pad_to_max_length=c.get('pad_to_max_length') or bool(c.get('static_shapes')), shuffle=True,
                              num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
                              pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .models import gen_logits_at_masks
 import torch.nn.functional as F
 
 
@@ -130,7 +132,7 @@ def electra_metrics(pred: tuple, labels: torch.Tensor) -> dict[str, float]:
     Returns gen_loss, disc_loss, gen_acc, disc_acc, disc_precision, disc_recall, disc_auc.
     """
     gen_logits, _, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
-    targets = labels[is_mlm_applied]
+    gen_logits, targets = gen_logits_at_masks(gen_logits, is_mlm_applied), labels[is_mlm_applied]
     precision, recall = replaced_precision_recall(disc_logits, is_replaced, non_pad)
     return {'gen_loss': mlm_loss(gen_logits, targets).item(),
             'disc_loss': disc_loss(disc_logits, is_replaced, non_pad).item(),

@@ -58,6 +58,23 @@ def from_pretrained_pair(generator_dir: str | Path, discriminator_dir: str | Pat
     return generator, discriminator
 
 
+def mask_slots(is_mlm_applied: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Google's fixed mask slots: the first `n` masked positions of each row, in order (B, n),
+    and which slots hold one (B, n) bool. A sort, so no host sync and static shapes; rows must
+    have at most `n` masked positions (Google's exact count guarantees it)."""
+    order = is_mlm_applied.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :n]
+    return order, is_mlm_applied.gather(1, order)
+
+
+def gen_logits_at_masks(mlm_gen_logits: torch.Tensor, is_mlm_applied: torch.Tensor) -> torch.Tensor:
+    """The generator's logits as (M, V) rows in the order of `labels[is_mlm_applied]`, from either
+    path: (M, V) already, or (B, N, V) slots of the static path (unused slots dropped)."""
+    if mlm_gen_logits.dim() == 2:
+        return mlm_gen_logits
+    _, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
+    return mlm_gen_logits[used]
+
+
 def gumbel_noise(shape: torch.Size, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """g = -log(-log(u + 1e-9) + 1e-9), u ~ U(0, 1), as in Google's implementation."""
     u = torch.rand(shape, device=device, dtype=dtype)
@@ -71,16 +88,21 @@ class ELECTRAModel(nn.Module):
     returns (mlm_gen_logits (M, V) at the M masked positions, generated (B, L) discriminator
     input, disc_logits (B, L), is_replaced (B, L) bool, attention_mask (B, L) bool,
     is_mlm_applied (B, L)).
+
+    With `max_predictions` N (static shapes, as Google's TF code): the generator works on N
+    mask slots per row, gathered and scattered with `mask_slots`; `mlm_gen_logits` is then
+    (B, N, V) and nothing in the step depends on the number of masked tokens, so there is no
+    host sync and `torch.compile` sees one shape. Same math as the boolean-indexing path.
     """
 
     def __init__(self, generator: ElectraForMaskedLM, discriminator: ElectraForPreTraining, hf_tokenizer,
-                 sampling: str = 'fp32_gumbel', temperature: float = 1.0):
+                 sampling: str = 'fp32_gumbel', temperature: float = 1.0, max_predictions: int | None = None):
         super().__init__()
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
         self.generator, self.discriminator = generator, discriminator
         self.pad_token_id = hf_tokenizer.pad_token_id
-        self.sampling, self.temperature = sampling, temperature
+        self.sampling, self.temperature, self.max_predictions = sampling, temperature, max_predictions
 
     def _get_pad_mask_and_token_type(self, input_ids: torch.Tensor, sentA_lenths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """attention_mask (B, L) bool, token_type_ids (B, L): 0 for [CLS] A [SEP], 1 for B [SEP],
@@ -95,12 +117,20 @@ class ELECTRAModel(nn.Module):
         attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lenths)
         gen_hidden = self.generator.electra(masked_inputs, attention_mask=attention_mask,
                                             token_type_ids=token_type_ids).last_hidden_state  # (B, L, Hg)
-        # the generator's output layer only at masked positions: M rows instead of B*L
-        mlm_hidden = gen_hidden[is_mlm_applied]  # (M, Hg)
-        mlm_gen_logits = self.generator.generator_lm_head(self.generator.generator_predictions(mlm_hidden))  # (M, V)
+        # the generator's output layer only at masked positions: M rows (or B*N slots) instead of B*L
+        if self.max_predictions:
+            positions, used = mask_slots(is_mlm_applied, min(self.max_predictions, masked_inputs.shape[1]))
+            mlm_hidden = gen_hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, gen_hidden.shape[-1]))  # (B, N, Hg)
+        else:
+            mlm_hidden = gen_hidden[is_mlm_applied]  # (M, Hg)
+        mlm_gen_logits = self.generator.generator_lm_head(self.generator.generator_predictions(mlm_hidden))  # (M|B,N, V)
         with torch.no_grad():
-            pred_toks = self.sample(mlm_gen_logits)  # (M,)
-            generated = masked_inputs.masked_scatter(is_mlm_applied, pred_toks)  # (B, L)
+            pred_toks = self.sample(mlm_gen_logits)  # (M,) or (B, N)
+            if self.max_predictions:  # unused slots write back the token already there
+                pred_toks = torch.where(used, pred_toks, masked_inputs.gather(1, positions))
+                generated = masked_inputs.scatter(1, positions, pred_toks)  # (B, L)
+            else:
+                generated = masked_inputs.masked_scatter(is_mlm_applied, pred_toks)  # (B, L)
             # a sampled token equal to the original counts as original
             is_replaced = is_mlm_applied & (generated != labels)
         disc_logits = self.discriminator(generated, attention_mask=attention_mask,
@@ -108,12 +138,13 @@ class ELECTRAModel(nn.Module):
         return mlm_gen_logits, generated, disc_logits, is_replaced, attention_mask, is_mlm_applied
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
-        """Token ids (M,) drawn from the generator's logits (M, V); no gradient flows through."""
+        """Token ids (...) drawn from the generator's logits (..., V); no gradient flows through."""
         if self.sampling == 'fp32_gumbel':  # fp16 noise is wrong: its log(-log u) saturates
             return (logits.float() / self.temperature + gumbel_noise(logits.shape, logits.device)).argmax(-1)
         if self.sampling == 'fp16_gumbel':  # noise in the logits' own dtype, as the original fp16 runs did
             return (logits / self.temperature + gumbel_noise(logits.shape, logits.device, logits.dtype)).argmax(-1)
-        return torch.multinomial(F.softmax(logits.float() / self.temperature, dim=-1), 1).squeeze(-1)
+        probs = F.softmax(logits.float() / self.temperature, dim=-1)
+        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
 
 
 class ELECTRALoss:
@@ -134,14 +165,21 @@ class ELECTRALoss:
 
     def __call__(self, pred, targ_ids: torch.Tensor) -> torch.Tensor:
         mlm_gen_logits, generated, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
-        gen_losses = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
-                                     label_smoothing=self.gen_label_smooth, reduction='none')
-        disc_logits = disc_logits.masked_select(non_pad).float()
-        targets = is_replaced.masked_select(non_pad).float()
+        if mlm_gen_logits.dim() == 3:  # static slots (B, N, V): weighted, no boolean indexing
+            positions, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
+            targets = targ_ids.gather(1, positions).clamp(min=0)
+            gen_losses = F.cross_entropy(mlm_gen_logits.flatten(0, 1).float(), targets.flatten(),
+                                         label_smoothing=self.gen_label_smooth, reduction='none') * used.flatten()
+            gen_count = used.sum()
+        else:
+            gen_losses = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
+                                         label_smoothing=self.gen_label_smooth, reduction='none')
+            gen_count = gen_losses.new_tensor(gen_losses.shape[0])
+        targets = is_replaced.float()
         if self.disc_label_smooth:
-            targets = targets.masked_fill(targets == 0, self.disc_label_smooth)
-        disc_losses = F.binary_cross_entropy_with_logits(disc_logits, targets, reduction='none')
-        gen_count, disc_count = global_counts(gen_losses.new_tensor([gen_losses.numel(), disc_losses.numel()]))
+            targets = targets.masked_fill(~is_replaced, self.disc_label_smooth)
+        disc_losses = F.binary_cross_entropy_with_logits(disc_logits.float(), targets, reduction='none') * non_pad
+        gen_count, disc_count = global_counts(torch.stack([gen_count.float(), non_pad.sum().float()]))
         gen_loss, disc_loss = gen_losses.sum() / gen_count, disc_losses.sum() / disc_count
         self.last_losses = (gen_loss.detach(), disc_loss.detach())
         return gen_loss * self.loss_weights[0] + disc_loss * self.loss_weights[1]

@@ -97,7 +97,8 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
                              f"{c.tokenizer!r} has {len(hf_tokenizer)}; use the tokenizer saved with the models")
     else:
         generator, discriminator = build_electra(*electra_configs(c, hf_tokenizer))
-    return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling)
+    return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling,
+                        max_predictions=c.max_predictions if c.get('static_shapes') else None)
 
 
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
@@ -136,6 +137,9 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
     if rank:
         learn.remove_cb(ProgressCallback)
+    if c.get('compile'):
+        # the forward as one graph (fullgraph: a graph break is an error, not a silent slowdown)
+        learn.model.forward = torch.compile(learn.model.forward, fullgraph=True, dynamic=False)
     return learn
 
 

@@ -19,6 +19,7 @@ from .distributed import rank
 from .get_dataloaders import pad_batch
 from .log_cb import start_csv
 from .mask_tokens import mask_tokens, max_predictions_per_seq
+from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 
 VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc']
@@ -184,7 +185,7 @@ class HeldOutEval(Callback):
                 for batch in self.masked_batches:
                     masked, sentA, is_mlm, labels = (t.to(device) for t in batch)
                     gen_logits, _, logits, is_replaced, non_pad, _ = model(masked, sentA, is_mlm, labels)
-                    targets = labels[is_mlm]
+                    gen_logits, targets = gen_logits_at_masks(gen_logits, is_mlm), labels[is_mlm]
                     if targets.numel():  # a batch of very short rows may have nothing masked
                         n = torch.tensor(float(targets.numel()), dtype=torch.float64, device=device)
                         gen_sums += torch.stack([mlm_loss(gen_logits, targets) * n, mlm_accuracy(gen_logits, targets) * n, n])
