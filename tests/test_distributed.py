@@ -18,7 +18,7 @@ def run(cmd, tmp):
 
 def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
     single, init = run([sys.executable, str(DRIVER), str(tmp_path / 'one')], tmp_path / 'one')
-    double, init2 = run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29517',
+    double, init2 = run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                   str(DRIVER), str(tmp_path / 'two')], tmp_path / 'two')
     assert single.keys() == double.keys()
     moved = 0

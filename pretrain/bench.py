@@ -1,0 +1,186 @@
+"""Training-step benchmark: the real step (fastai Learner, callbacks, optimizer, precision) on
+synthetic token ids, as `../shared/bench/seed_step_bench.py` measures the seed's step.
+
+    python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile] [--compare-seed]
+
+Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode on one
+forward + backward), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
+and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
+step with the same sizes in a subprocess and prints the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastai.data.core import DataLoaders
+
+from .config import REPO_ROOT, get_config
+from .get_dataloaders import get_dataloader
+from .mask_tokens import mask_tokens
+from .train import build_learner, resolve_precision, set_seed
+
+# dense bf16 tensor-core peaks (FLOP/s), for MFU
+PEAK_BF16 = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'A10G': 70e12}
+SEED_BENCH = REPO_ROOT.parent / 'shared' / 'bench' / 'seed_step_bench.py'
+
+
+class SyntheticVocab:
+    """What the pipeline needs of a tokenizer, for a vocabulary of random ids (BERT's ids for
+    the special tokens, as the seed benchmark)."""
+    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 100, 101, 102, 103
+    all_special_ids = [0, 100, 101, 102, 103]
+    name_or_path = 'synthetic'
+
+    def __init__(self, vocab_size: int = 30522):
+        self.vocab_size = vocab_size
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def get_vocab(self) -> dict[str, int]:
+        return {f'[{i}]': i for i in range(self.vocab_size)}
+
+
+def synthetic_examples(n: int, max_length: int, vocab_size: int, seed: int = 0) -> datasets.Dataset:
+    """`n` full-length examples [CLS] A [SEP] B [SEP] of random ids."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, vocab_size, size=(n, max_length), dtype=np.int32)
+    half = max_length // 2
+    ids[:, 0], ids[:, half - 1], ids[:, -1] = 101, 102, 102
+    return datasets.Dataset.from_dict({'input_ids': ids.tolist(), 'sentA_length': [half] * n})
+
+
+class StepTimer(Callback):
+    """Wall time of the steps after `warmup` (synchronising the device only at the two ends)."""
+    order = 99
+
+    def __init__(self, warmup: int):
+        self.warmup = warmup
+
+    def before_fit(self) -> None:
+        self.t_start, self.t0, self.t1 = time.perf_counter(), None, None
+
+    def after_batch(self) -> None:
+        if self.learn.train_iter == self.warmup:
+            _sync()
+            self.t0 = time.perf_counter()
+
+    def after_fit(self) -> None:
+        _sync()
+        self.t1 = time.perf_counter()
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def step_flops(learn, x: tuple[torch.Tensor, ...]) -> int:
+    """FLOPs of one forward + backward of the model and loss on batch `x`."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = getattr(learn.model, '_orig_mod', learn.model)
+    with FlopCounterMode(display=False) as counter:
+        learn.loss_func(model(*x), x[3]).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int | None = None,
+              max_length: int | None = None, vocab_size: int = 30522, compile: bool = False,
+              device: str | None = None, **overrides) -> dict:
+    """Measure `steps` training steps after `warmup` ones; returns the figures as a dict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        c = get_config(size, steps=warmup + steps, save_points=[], export=False, plot=False, log_every=50,
+                       compile=compile, checkpoint_dir=tmp, **{k: v for k, v in dict(
+                           bs=bs, max_length=max_length, device=device, **overrides).items() if v is not None})
+        tok = SyntheticVocab(vocab_size)
+        dset = synthetic_examples(c.bs * (warmup + steps), c.max_length, vocab_size, c.seed)
+        set_seed(c.seed)
+        learn = build_learner(c, DataLoaders(get_dataloader(c, tok, dset), path='.'), tok)
+        learn.remove_cb(ProgressCallback)
+        timer = StepTimer(warmup)
+        learn.add_cb(timer)
+        ids = torch.from_numpy(np.array(dset[:c.bs]['input_ids'], dtype=np.int64)).to(c.device)
+        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, tok.all_special_ids, c.mask_prob,
+                                             0.0, 0.15, pad_token_index=0, max_predictions=c.max_predictions,
+                                             exact_count=True)
+        sentA = torch.full((c.bs,), c.max_length // 2, device=c.device)
+        flops = step_flops(learn, (masked, sentA, chosen, labels))
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        learn.fit(9999)
+    seconds = timer.t1 - timer.t0
+    steps_per_s = steps / seconds
+    name = torch.cuda.get_device_name() if str(c.device).startswith('cuda') else 'cpu'
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return {'device': name, 'size': size, 'bs': c.bs, 'max_length': c.max_length, 'static_shapes': c.static_shapes,
+            'compile': compile, 'precision': resolve_precision(c), 'steps_per_s': steps_per_s, 'ms_per_step': 1000 / steps_per_s,
+            'tokens_per_s': steps_per_s * c.bs * c.max_length, 'flops_per_step': flops,
+            'tflops_achieved': flops * steps_per_s / 1e12,
+            'mfu': flops * steps_per_s / peak if peak and str(c.device).startswith('cuda') else None,
+            'peak_mem_gb': torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+            'warmup_s': timer.t0 - timer.t_start}
+
+
+def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, vocab_size: int) -> dict:
+    """The seed's step (../shared/bench/seed_step_bench.py --mode seed) in a subprocess."""
+    if not SEED_BENCH.is_file():
+        raise ValueError(f"{SEED_BENCH} not found: --compare-seed needs ../shared beside the checkout")
+    out = subprocess.run([sys.executable, str(SEED_BENCH), '--mode', 'seed', '--size', size, '--steps', str(steps),
+                          '--warmup', str(warmup), '--bs', str(bs), '--len', str(max_length), '--vocab', str(vocab_size)],
+                         capture_output=True, text=True)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')), None)
+    if out.returncode or line is None:
+        raise ValueError(f"the seed benchmark failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+    return json.loads(line[len('RESULT '):])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog='python -m pretrain.bench', description=__doc__.splitlines()[0])
+    p.add_argument('--size', default='small')
+    p.add_argument('--steps', type=int, default=200)
+    p.add_argument('--warmup', type=int, default=30)
+    p.add_argument('--bs', type=int, default=None)
+    p.add_argument('--max_length', type=int, default=None)
+    p.add_argument('--vocab_size', type=int, default=30522)
+    p.add_argument('--compile', action='store_true')
+    p.add_argument('--static_shapes', type=lambda s: s.lower() == 'true', default=None)
+    p.add_argument('--precision', default=None)
+    p.add_argument('--device', default=None)
+    p.add_argument('--compare-seed', dest='compare_seed', action='store_true')
+    args = p.parse_args(argv)
+    try:
+        extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision)) if v is not None}
+        r = run_bench(args.size, args.steps, args.warmup, args.bs, args.max_length, args.vocab_size, args.compile,
+                      args.device, **extra)
+        print(f"{r['device']} | {r['size']} {r['bs']}x{r['max_length']} | static {r['static_shapes']} "
+              f"compile {r['compile']} {r['precision']}")
+        print(f"{r['steps_per_s']:.2f} steps/s, {r['ms_per_step']:.2f} ms/step, {r['tokens_per_s']:,.0f} tokens/s, "
+              f"{r['flops_per_step']:.3g} FLOP/step, {r['tflops_achieved']:.1f} TFLOP/s"
+              + (f", MFU {r['mfu']:.1%}" if r['mfu'] else '')
+              + (f", peak memory {r['peak_mem_gb']:.2f} GB" if r['peak_mem_gb'] is not None else '')
+              + f"; warmup (incl. compile) {r['warmup_s']:.1f} s")
+        if args.compare_seed:
+            s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size)
+            print(f"seed's step: {s['steps_per_s']:.2f} steps/s, {s['ms_per_step']:.1f} ms/step; "
+                  f"ours / seed = {r['steps_per_s'] / s['steps_per_s']:.1f}x")
+        print('RESULT ' + json.dumps(r))
+        return 0
+    except ValueError as e:
+        print(f'error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
