@@ -27,7 +27,7 @@ from fastai.data.core import DataLoaders
 
 from .config import REPO_ROOT, get_config
 from .get_dataloaders import get_dataloader
-from .mask_tokens import mask_tokens
+from .mask_tokens import mask_tokens, never_masked
 from .train import build_learner, resolve_precision, set_seed
 
 # dense bf16 tensor-core peaks (FLOP/s), for MFU
@@ -112,7 +112,7 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         timer = StepTimer(warmup)
         learn.add_cb(timer)
         ids = torch.from_numpy(np.array(dset[:c.bs]['input_ids'], dtype=np.int64)).to(c.device)
-        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, tok.all_special_ids, c.mask_prob,
+        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, never_masked(tok), c.mask_prob,
                                              0.0, 0.15, pad_token_index=0, max_predictions=c.max_predictions,
                                              exact_count=True)
         sentA = torch.full((c.bs,), c.max_length // 2, device=c.device)

@@ -11,6 +11,12 @@ def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
     return int((mask_prob + 0.005) * max_length)
 
 
+def never_masked(hf_tokenizer) -> list[int]:
+    """Google's non-candidates: [CLS], [SEP], [MASK] and padding. Other special tokens ([UNK],
+    [unusedN]) are real input and may be masked, as in the original."""
+    return [hf_tokenizer.cls_token_id, hf_tokenizer.sep_token_id, hf_tokenizer.mask_token_id, hf_tokenizer.pad_token_id]
+
+
 def choose_positions(inputs: torch.Tensor, candidates: torch.Tensor, num_real: torch.Tensor,
                      mlm_probability: float, max_predictions: int) -> torch.Tensor:
     """Google's rule: per row, max(1, min(N, round(num_real * p))) positions drawn uniformly

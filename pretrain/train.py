@@ -23,6 +23,7 @@ from .export import export_model
 from .get_dataloaders import get_dataloader
 from .health import StopOnNonFinite
 from .log_cb import CSVLogger
+from .mask_tokens import never_masked
 from .masked_lm_cb import MaskedLMCallback
 from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
 from .optim import get_optim
@@ -109,7 +110,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     so `learn.fit` needs no extra cbs)."""
     device = check_device(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
-    mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=hf_tokenizer.all_special_ids,
+    mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
                               vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
                               replace_prob=0.0 if c.electra_mask_style else 0.1,
                               original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,

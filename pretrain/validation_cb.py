@@ -18,7 +18,7 @@ from .config import repo_path
 from .distributed import rank
 from .get_dataloaders import pad_batch
 from .log_cb import start_csv
-from .mask_tokens import mask_tokens, max_predictions_per_seq
+from .mask_tokens import mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 
@@ -101,7 +101,7 @@ class HeldOutEval(Callback):
             raise ValueError(f"replace_prob + original_prob must be in [0, 1], got {replace_prob + original_prob}")
         self.valid_dset, self.every, self.csv_path, self.wandb_run = valid_dset, every, Path(csv_path), wandb_run
         self.mask_tok_id, self.pad_tok_id = hf_tokenizer.mask_token_id, hf_tokenizer.pad_token_id
-        self.special_tok_ids, self.vocab_size = list(hf_tokenizer.all_special_ids), len(hf_tokenizer)
+        self.special_tok_ids, self.vocab_size = never_masked(hf_tokenizer), len(hf_tokenizer)
         self.mask_prob, self.replace_prob, self.original_prob = mask_prob, replace_prob, original_prob
         self.exact_count, self.max_length, self.bs, self.seed = exact_count, max_length, bs, seed
         self.masked_batches: list[tuple[torch.Tensor, ...]] | None = None

@@ -96,3 +96,15 @@ def test_input_not_modified_and_masking_is_dynamic():
     b = electra_mask(ids)[2]
     assert torch.equal(ids, before)
     assert not torch.equal(a, b)
+
+
+def test_unk_may_be_masked_but_not_cls_sep_mask_pad(tokenizer):
+    from pretrain.mask_tokens import never_masked
+    excluded = never_masked(tokenizer)
+    assert sorted(excluded) == sorted([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id,
+                                       tokenizer.pad_token_id])
+    unk = tokenizer.unk_token_id
+    ids = torch.tensor([[tokenizer.cls_token_id] + [unk] * 20 + [tokenizer.sep_token_id]])
+    _, _, chosen = mask_tokens(ids, tokenizer.mask_token_id, len(tokenizer), excluded, 0.15, 0.0, 0.15,
+                               pad_token_index=tokenizer.pad_token_id, max_predictions=19, exact_count=True)
+    assert chosen.sum() == 3 and (ids[chosen] == unk).all()
