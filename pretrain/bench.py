@@ -54,8 +54,10 @@ class SyntheticVocab:
 
 def synthetic_examples(n: int, max_length: int, vocab_size: int, seed: int = 0) -> datasets.Dataset:
     """`n` full-length examples [CLS] A [SEP] B [SEP] of random ids."""
+    if vocab_size <= 104:
+        raise ValueError(f"vocab_size must exceed the 104 ids kept for special tokens, got {vocab_size}")
     rng = np.random.default_rng(seed)
-    ids = rng.integers(1000, vocab_size, size=(n, max_length), dtype=np.int32)
+    ids = rng.integers(104, vocab_size, size=(n, max_length), dtype=np.int32)
     half = max_length // 2
     ids[:, 0], ids[:, half - 1], ids[:, -1] = 101, 102, 102
     return datasets.Dataset.from_dict({'input_ids': ids.tolist(), 'sentA_length': [half] * n})

@@ -79,7 +79,8 @@ def save_checkpoint(learn, path: str | Path) -> Path:
     scaler = getattr(learn, 'scaler', None)
     state = {
         'format': FORMAT,
-        'step': learn.train_iter,
+        'step': learn.train_iter // getattr(learn, 'grad_accum', 1),  # optimizer steps
+        'train_iter': learn.train_iter,
         'model': model.state_dict(),
         'opt': opt.state_dict() if opt is not None else None,
         'scaler': scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -159,7 +160,7 @@ class ResumeCallback(Callback):
         self.state, self.pending = state, True
 
     def before_fit(self) -> None:
-        self.learn.train_iter = self.state['step']
+        self.learn.train_iter = self.state.get('train_iter', self.state['step'])
         self.learn.pct_train = 0.0
 
     def before_batch(self) -> None:

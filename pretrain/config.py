@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
     'freeze_layers': 0,             # ... with the lowest N layers frozen
     'max_nonfinite': 20,            # stop after this many consecutive non-finite losses
     'pad_to_max_length': False,     # pad every batch to max_length
+    'grad_accum': 1,                # micro-batches per optimizer step (bs stays the batch per step)
     'static_shapes': None,          # None: on CUDA. Fixed mask slots, max_length batches, no host sync
     'compile': False,               # torch.compile the model (fullgraph; needs static_shapes)
     'valid_size': None,             # hold out examples (a count or a fraction) for held-out metrics
@@ -132,7 +133,7 @@ def validate(c: MyConfig) -> MyConfig:
     vs = c.get('valid_size')
     if vs is not None and (isinstance(vs, bool) or not (isinstance(vs, int) and vs > 0 or isinstance(vs, float) and 0 < vs < 1)):
         raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {vs!r}")
-    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps', 'eval_every'):
+    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps', 'eval_every', 'grad_accum'):
         v = c.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key in ('num_workers', 'warmup_steps') else 1)):
             raise ValueError(f"{key} must be a positive integer, got {v!r}")
@@ -140,6 +141,8 @@ def validate(c: MyConfig) -> MyConfig:
     if not (isinstance(mlc, int) and mlc >= 0 or isinstance(mlc, dict) and set(mlc) <= {'ja', 'default'}
             and all(isinstance(v, int) and v >= 0 for v in mlc.values())):
         raise ValueError(f"min_line_chars must be a non-negative int or {{'ja': n, 'default': m}}, got {mlc!r}")
+    if c.bs % c.get('grad_accum', 1):
+        raise ValueError(f"bs {c.bs} is not divisible by grad_accum {c.grad_accum}; each micro-batch must be bs / grad_accum")
     if not 0 < c.mask_prob < 1:
         raise ValueError(f"mask_prob must be in (0, 1), got {c.mask_prob!r}")
     if not 0 < c.lr:

@@ -97,10 +97,10 @@ class ElectraDataLoader(DataLoader):
 
 
 def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world_size: int = 1) -> ElectraDataLoader:
-    """The training loader of the config: `c.bs` examples per step over all `world_size`
-    processes, `c.num_workers` worker processes, shuffled with a RNG seeded from `c.seed`,
-    pinned memory on CUDA."""
-    return ElectraDataLoader(dset, bs=c.bs // world_size, pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
+    """The training loader of the config: `c.bs` examples per optimizer step over all
+    `world_size` processes and `c.grad_accum` micro-batches, `c.num_workers` worker processes,
+    shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA."""
+    return ElectraDataLoader(dset, bs=c.bs // (world_size * c.get('grad_accum', 1)), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
                              pad_to_max_length=c.get('pad_to_max_length') or bool(c.get('static_shapes')), shuffle=True,
                              num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
                              pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))

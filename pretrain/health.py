@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
+from ._utils.run_steps import optimizer_step
+
 
 class NonFiniteLossError(ValueError):
     """Training stopped after too many consecutive non-finite losses."""
@@ -32,5 +34,5 @@ class StopOnNonFinite(Callback):
         finite = torch.isfinite(self.learn.loss.detach())
         self.bad = (~finite).long() if self.bad is None else torch.where(finite, 0, self.bad + 1)
         if self.learn.train_iter % min(self.check_every, self.max_consecutive) == 0 and int(self.bad) >= self.max_consecutive:
-            raise NonFiniteLossError(f"stopped at step {self.learn.train_iter}: {int(self.bad)} consecutive non-finite "
+            raise NonFiniteLossError(f"stopped at step {optimizer_step(self.learn)}: {int(self.bad)} consecutive non-finite "
                                      f"losses; lower the learning rate or check the data, then resume from the last checkpoint")

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback
 
+from ._utils.run_steps import at_step_boundary, optimizer_step
+
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 
 
@@ -34,7 +36,7 @@ class CSVLogger(Callback):
 
     def before_fit(self) -> None:
         # when resuming, ResumeCallback (order -5) has already restored train_iter
-        start_csv(self.path, COLUMNS, self.learn.train_iter if self.resumed is not None else None)
+        start_csv(self.path, COLUMNS, optimizer_step(self.learn) if self.resumed is not None else None)
         self.sums, self.n = (self.resumed['sums'], self.resumed['n']) if self.resumed is not None else (None, 0)
         self.resumed = None
 
@@ -46,8 +48,8 @@ class CSVLogger(Callback):
         correct = (((disc_logits > 0) == is_replaced) & non_pad).sum() / non_pad.sum()
         row = torch.stack([gen_loss.float(), disc_loss.float(), self.learn.loss.detach().float(), correct.float()])
         self.sums = row if self.sums is None else self.sums + row
-        self.n += 1
-        if self.n == self.log_every:
+        self.n += 1  # batches (micro-batches under gradient accumulation) in the window
+        if at_step_boundary(self.learn) and optimizer_step(self.learn) % self.log_every == 0:
             self.flush()
 
     def after_fit(self) -> None:
@@ -59,7 +61,7 @@ class CSVLogger(Callback):
     def flush(self) -> None:
         gen, disc, loss, acc = (self.sums / self.n).tolist()  # the one host sync per log_every steps
         lr = self.opt.hypers[0]['lr']
-        step = self.learn.train_iter
+        step = optimizer_step(self.learn)
         with self.path.open('a', newline='') as f:
             csv.writer(f).writerow([step, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
         if self.wandb_run is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
+from ._utils.run_steps import optimizer_step
+
 SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')
 
 
@@ -65,7 +67,7 @@ class StepScheduler(Callback):
     def before_batch(self) -> None:
         if not self.training:
             return
-        step = self.learn.train_iter
+        step = optimizer_step(self.learn)  # the update this batch contributes to
         lr = lr_at(step, self.schedule, self.lr_max, self.total_steps, self.warmup_steps)
         self.opt.set_hyper('lr', lr)
         self.hps['lr'].append(lr)

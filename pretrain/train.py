@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from fastai.data.core import DataLoaders
 from fastai.callback.progress import ProgressCallback
+from fastai.callback.training import GradientAccumulation
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
@@ -130,6 +131,9 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                                                               c.disc_smooth_label),
                     opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
     learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
+    learn.grad_accum = c.get('grad_accum', 1)  # steps are counted in optimizer steps (RunSteps.optimizer_step)
+    if learn.grad_accum > 1:  # loss / k per micro-batch; step and zero_grad every k batches
+        learn.add_cb(GradientAccumulation(n_acc=dls.train.bs * learn.grad_accum))
     precision = resolve_precision(c)
     if precision == 'fp16':
         learn.to_fp16(init_scale=2.**11)  # the seed's initial loss scale

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from ._utils.run_steps import at_step_boundary, optimizer_step
 from .config import repo_path
 from .distributed import rank
 from .get_dataloaders import pad_batch
@@ -134,23 +135,23 @@ class HeldOutEval(Callback):
     def before_fit(self) -> None:
         self.last_step = None
         if rank() == 0:  # when resuming, keep the rows up to the checkpoint's step
-            start_csv(self.csv_path, VALID_COLUMNS, self.learn.train_iter if getattr(self, 'resumed', False) else None)
+            start_csv(self.csv_path, VALID_COLUMNS, optimizer_step(self.learn) if getattr(self, 'resumed', False) else None)
         self.resumed = False
 
     def after_batch(self) -> None:
-        if self.training and self.learn.train_iter % self.every == 0:
+        if self.training and at_step_boundary(self.learn) and optimizer_step(self.learn) % self.every == 0:
             self.evaluate_and_log()
 
     def after_fit(self) -> None:
-        if self.last_step != self.learn.train_iter:  # the final weights, unless just evaluated
+        if self.last_step != optimizer_step(self.learn):  # the final weights, unless just evaluated
             self.evaluate_and_log()
 
     def evaluate_and_log(self) -> None:
         if rank() == 0:  # the replicas hold the same weights
             # the module inside a DistributedDataParallel wrapper: its forward would wait for the other processes
             model = getattr(self.learn.model, 'module', self.learn.model)
-            self.write_row(self.learn.train_iter, self.evaluate(model))
-        self.last_step = self.learn.train_iter
+            self.write_row(optimizer_step(self.learn), self.evaluate(model))
+        self.last_step = optimizer_step(self.learn)
 
     # ---- evaluation --------------------------------------------------------------------
     def build_masked_batches(self) -> list[tuple[torch.Tensor, ...]]:

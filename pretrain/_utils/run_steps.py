@@ -9,6 +9,17 @@ from fastai.callback.core import Callback, CancelEpochException, CancelFitExcept
 from ..checkpoint import save_checkpoint
 
 
+def optimizer_step(learn) -> int:
+    """Optimizer steps taken: fastai counts batches in `train_iter`; with gradient accumulation
+    (`learn.grad_accum` micro-batches per step) a step is that many batches."""
+    return learn.train_iter // getattr(learn, 'grad_accum', 1)
+
+
+def at_step_boundary(learn) -> bool:
+    """Whether the batch just done completed an optimizer step."""
+    return learn.train_iter % getattr(learn, 'grad_accum', 1) == 0
+
+
 class RunSteps(Callback):
     """Run exactly `n_steps` training steps, however many epochs `fit` was given.
 
@@ -41,25 +52,26 @@ class RunSteps(Callback):
         self.save_every, self.keep_last, self.rank = save_every, keep_last, rank
 
     def before_train(self) -> None:
-        self.learn.pct_train = self.train_iter / self.n_steps  # fit's epoch count is fake
+        self.learn.pct_train = optimizer_step(self.learn) / self.n_steps  # fit's epoch count is fake
 
     def after_batch(self) -> None:
-        if not self.training:
+        # TrainEvalCallback (order -10) has already counted this batch in train_iter
+        if not self.training or not at_step_boundary(self.learn):
             return
-        # TrainEvalCallback (order -10) has already counted this step in train_iter
-        self.learn.pct_train = self.train_iter / self.n_steps
-        names = [self.base_name.format(percent=p) for p in self.save_points.get(self.train_iter, [])]
-        if self.save_every and self.train_iter % self.save_every == 0:
-            names.append(self.base_name.format(percent=f'step{self.train_iter}'))
+        step = optimizer_step(self.learn)
+        self.learn.pct_train = step / self.n_steps
+        names = [self.base_name.format(percent=p) for p in self.save_points.get(step, [])]
+        if self.save_every and step % self.save_every == 0:
+            names.append(self.base_name.format(percent=f'step{step}'))
         if names and self.rank == 0 and bool(torch.isfinite(self.learn.loss)):  # one sync per save, not per step
             for name in names:
                 self.save(name)
             self.prune()
-        if self.train_iter >= self.n_steps:
+        if step >= self.n_steps:
             raise CancelFitException()
 
     def after_train(self) -> None:
-        if self.no_val and self.train_iter < self.n_steps:
+        if self.no_val and optimizer_step(self.learn) < self.n_steps:
             raise CancelEpochException()  # skip validation, start the next (fake) epoch
 
     @property
