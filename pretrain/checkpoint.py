@@ -174,10 +174,11 @@ class ResumeCallback(Callback):
         self.learn.remove_cb(self)
 
 
-def resume(learn, path: str | Path, hf_tokenizer=None) -> int:
-    """Load a checkpoint into `learn` so the next `fit` continues from its step exactly.
-    Returns that step."""
-    state = load_checkpoint(path)
+def resume(learn, checkpoint: str | Path | dict, hf_tokenizer=None, path: str = 'checkpoint') -> int:
+    """Load a checkpoint (a path, or its loaded state) into `learn` so the next `fit` continues
+    from its step exactly. Returns that step."""
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    path = path if isinstance(checkpoint, dict) else str(checkpoint)
     model = unwrap(learn.model)
     check_compatible(state, model, hf_tokenizer, str(path))
     model.load_state_dict(state['model'])

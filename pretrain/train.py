@@ -3,7 +3,6 @@ cell, `python -m pretrain` calls `pretrain(c)`."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -16,7 +15,7 @@ from fastai.learner import Learner
 from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
-from .checkpoint import find_resume, resume, vocab_hash
+from .checkpoint import find_resume, load_checkpoint, resume, vocab_hash
 from .config import MyConfig, electra_configs, repo_path
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
@@ -155,6 +154,10 @@ def pretrain(c: MyConfig) -> Learner:
     rank, world = init_distributed(c)
     try:
         hf_tokenizer = load_tokenizer(c.tokenizer)
+        resume_from = resume_state = None
+        if c.get('resume'):  # before the data work, so a wrong path fails at once
+            resume_from = find_resume(c.resume, repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')), c.run_name)
+            resume_state = load_checkpoint(resume_from)
         train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
         valid_dset = None
         if c.get('valid_size'):
@@ -162,11 +165,10 @@ def pretrain(c: MyConfig) -> Learner:
         set_seed(c.seed + rank)  # same data order on every rank (loader seed), different masks
         dl = get_dataloader(c, hf_tokenizer, train_dset, rank=rank, world_size=world)
         learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank, valid_dset=valid_dset)
-        if c.get('resume'):
-            path = find_resume(c.resume, learn.path / learn.model_dir, c.run_name)
-            step = resume(learn, path, hf_tokenizer)
+        if resume_from is not None:
+            step = resume(learn, resume_state, hf_tokenizer, str(resume_from))
             if rank == 0:
-                print(f'resuming {c.run_name} from {path} at step {step}')
+                print(f'resuming {c.run_name} from {resume_from} at step {step}')
         if world > 1:
             learn.add_cb(DataParallel())
         torch.backends.cudnn.benchmark = True

@@ -1,0 +1,29 @@
+"""The command line turns every bad input into one line on stderr and exit status 2."""
+import pytest
+
+from pretrain.__main__ import main, parse_value
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--size', 'huge'], "error: unknown size 'huge'; allowed: 'tiny', 'small', 'base', 'large'"),
+    (['--size', 'tiny', '--datas', 'nope.txt'], "error: data file 'nope.txt' does not exist"),
+    (['--size', 'tiny', '--tokenizer', '/no/such/dir', '--device', 'cpu'], "error: tokenizer directory '/no/such/dir' does not exist"),
+    (['--size', 'tiny', '--device', 'cpu', '--resume', '/no/such.pth', '--num_workers', '0'],
+     "error: checkpoint '/no/such.pth' does not exist"),
+    (['--size', 'tiny', '--schedule', 'cosine'], "error: unknown schedule 'cosine'"),
+    (['export', '/no/such.pth', '/tmp/x'], "error: checkpoint '/no/such.pth' does not exist"),
+    (['tokenizer', '--datas', 'missing.jsonl', '--out', '/tmp/x'], "error: data file 'missing.jsonl' does not exist"),
+])
+def test_bad_inputs_give_one_line(args, message, capsys, tmp_path):
+    args = [a.replace('/tmp/x', str(tmp_path / 'x')) for a in args]
+    if args[0].startswith('--'):
+        args += ['--data_dir', str(tmp_path / 'data'), '--checkpoint_dir', str(tmp_path / 'ckpt')]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and '\n' not in err
+
+
+def test_flag_values_parse_as_python_literals():
+    assert parse_value('3') == 3 and parse_value('1e-4') == 1e-4 and parse_value('true') is True
+    assert parse_value('none') is None and parse_value("{'ja': 10}") == {'ja': 10}
+    assert parse_value('bf16') == 'bf16' and parse_value('data/x.txt') == 'data/x.txt'
