@@ -2,6 +2,7 @@
 ELECTRA recipe for a size, validates every value and builds the model configs locally."""
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -56,6 +57,11 @@ LOGGERS = ('wandb', None, False)
 WANDB_MODES = (None, 'online', 'offline', 'disabled')
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
+BOOL_KEYS = ('adam_bias_correction', 'electra_mask_style', 'exact_mask_count', 'split_sentences', 'export', 'plot',
+             'pad_to_max_length', 'static_shapes', 'compile')
+INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 1, 'grad_accum': 1, 'save_every': 1,
+            'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0}
+PATH_KEYS = ('tokenizer', 'data_dir', 'checkpoint_dir', 'resume', 'init_generator', 'init_discriminator')
 
 # Every key a config may hold, with the vanilla default (None: derived from `size`).
 DEFAULTS: dict[str, Any] = {
@@ -130,31 +136,41 @@ def validate(c: MyConfig) -> MyConfig:
         raise ValueError("static_shapes needs exact_mask_count=True (Bernoulli masking can overflow the mask slots)")
     if c.get('compile') and not c.get('static_shapes'):
         raise ValueError("compile needs static_shapes=True (one shape per step, no data-dependent indexing)")
+    for key in BOOL_KEYS:
+        if not isinstance(c.get(key, False), bool) and not (key == 'static_shapes' and c.get(key) is None):
+            raise ValueError(f"{key} must be true or false, got {c.get(key)!r}")
+    for key, low in INT_KEYS.items():
+        v = c.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
+            raise ValueError(f"{key} must be an integer >= {low}, got {v!r}")
+    for key, low, high in (('mask_prob', 0, 1), ('lr', 0, math.inf), ('clip', 0, math.inf)):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not low < v < high):
+            raise ValueError(f"{key} must be a number in ({low}, {high}), got {v!r}")
+    for key in PATH_KEYS:
+        if c.get(key) is not None and not isinstance(c.get(key), str):
+            raise ValueError(f"{key} must be a path (a string), got {c.get(key)!r}")
     vs = c.get('valid_size')
     if vs is not None and (isinstance(vs, bool) or not (isinstance(vs, int) and vs > 0 or isinstance(vs, float) and 0 < vs < 1)):
         raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {vs!r}")
-    for key in ('bs', 'steps', 'max_length', 'num_workers', 'log_every', 'warmup_steps', 'eval_every', 'grad_accum'):
-        v = c.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key in ('num_workers', 'warmup_steps') else 1)):
-            raise ValueError(f"{key} must be a positive integer, got {v!r}")
     mlc = c.get('min_line_chars', 0)
     if not (isinstance(mlc, int) and mlc >= 0 or isinstance(mlc, dict) and set(mlc) <= {'ja', 'default'}
             and all(isinstance(v, int) and v >= 0 for v in mlc.values())):
         raise ValueError(f"min_line_chars must be a non-negative int or {{'ja': n, 'default': m}}, got {mlc!r}")
     if c.bs % c.get('grad_accum', 1):
         raise ValueError(f"bs {c.bs} is not divisible by grad_accum {c.grad_accum}; each micro-batch must be bs / grad_accum")
-    if not 0 < c.mask_prob < 1:
-        raise ValueError(f"mask_prob must be in (0, 1), got {c.mask_prob!r}")
-    if not 0 < c.lr:
-        raise ValueError(f"lr must be positive, got {c.lr!r}")
     if not 8 <= c.max_length <= 512:
         raise ValueError(f"max_length must be in [8, 512] (512 position embeddings), got {c.max_length}")
     for key in ('gen_smooth_label', 'disc_smooth_label'):
         v = c[key]
         if v is not False and not (isinstance(v, float) and 0 < v < 1):
             raise ValueError(f"{key} must be False, True (0.1) or a float in (0, 1), got {v!r}")
-    if any(not 0 < p <= 1 for p in c.get('save_points', [])):
-        raise ValueError(f"save_points must be fractions in (0, 1], got {c.save_points!r}")
+    lw = c.get('loss_weights', (1.0, 50.0))
+    if len(lw) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in lw):
+        raise ValueError(f"loss_weights must be two non-negative numbers (generator, discriminator), got {lw!r}")
+    if any(not (isinstance(p, float) and 0 < p <= 1 or isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= c.steps)
+           for p in c.get('save_points') or []):
+        raise ValueError(f"save_points must be fractions in (0, 1] or step counts in [1, steps], got {c.save_points!r}")
     return c
 
 
