@@ -25,6 +25,29 @@ BUILT_DATAS: dict[str, tuple[str, str]] = {
 }
 
 
+HUB_PREFIX = 'hf:'  # hf:NAME[:CONFIG], e.g. hf:wikimedia/wikipedia:20231101.ja (needs the network)
+
+
+def _hub_spec(data: str) -> tuple[str, str | None]:
+    """(dataset name, config) of an `hf:NAME[:CONFIG]` data entry."""
+    name, _, config = data[len(HUB_PREFIX):].partition(':')
+    if not name or name.count('/') > 1 or ' ' in name:
+        raise ValueError(f"hub data {data!r} must look like hf:NAME or hf:NAME:CONFIG, e.g. hf:wikimedia/wikipedia:20231101.ja")
+    return name, config or None
+
+
+def _load_hub_dataset(data: str) -> datasets.Dataset:
+    name, config = _hub_spec(data)
+    try:
+        ds = datasets.load_dataset(name, config, split='train')
+    except Exception as e:  # no network, unknown name or config: datasets raises many types
+        raise ValueError(f"cannot load hub dataset {name!r} (config {config!r}): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}; "
+                         f"without network, use a local corpus or `python -m pretrain wiki` on a dump") from None
+    if 'text' not in ds.column_names:
+        raise ValueError(f"hub dataset {name!r} has no 'text' column (columns: {', '.join(ds.column_names)})")
+    return ds.select_columns(['text'])
+
+
 def _resolve(path: str | Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() or p.exists() else REPO_ROOT / p
@@ -73,6 +96,9 @@ def check_data_name(data: str, allow_incomplete: bool = False) -> None:
         raise ValueError(f"data entries must be strings, got {data!r}")
     if data in NAMED_DATAS:
         return
+    if data.startswith(HUB_PREFIX):
+        _hub_spec(data)
+        return
     if data in BUILT_DATAS:
         path, command = _resolve(BUILT_DATAS[data][0]), BUILT_DATAS[data][1]
         if not is_saved_dataset(path):
@@ -90,7 +116,7 @@ def check_data_name(data: str, allow_incomplete: bool = False) -> None:
             _check_complete(data, p, allow_incomplete)
         return
     raise ValueError(f"unknown data {data!r}; allowed: {_allowed_names()}, "
-                     f"or a path to a {'/'.join(SUFFIXES)} file or a directory of them")
+                     f"a path to a {'/'.join(SUFFIXES)} file or a directory of them, or hf:NAME[:CONFIG] from the hub")
 
 
 def data_files(data: str) -> list[Path]:
@@ -187,6 +213,8 @@ def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
     (a build stopped by a truncated dump) unless `allow_incomplete`.
     """
     check_data_name(data, allow_incomplete)
+    if data.startswith(HUB_PREFIX):
+        return _load_hub_dataset(data)
     saved = _saved_dataset_dir(data)
     if saved is not None:
         return _load_saved_dataset(data, saved)
@@ -200,4 +228,7 @@ def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
 
 def data_cache_name(data: str) -> str:
     """A short name for a corpus, used in cache paths: the name itself or the file stem."""
+    if data.startswith(HUB_PREFIX):
+        name, config = _hub_spec(data)
+        return 'hf_' + '_'.join(filter(None, (name.replace('/', '_'), config)))
     return data if data in NAMED_DATAS or data in BUILT_DATAS else _resolve(data).stem

@@ -189,3 +189,30 @@ def test_non_utf8_file(tmp_path, suffix):
     f.write_bytes(text.encode('latin-1') + b'\n')
     with pytest.raises(ValueError, match=rf'c\{suffix}: not UTF-8'):
         load_corpus(str(f))
+
+
+def test_hub_datasets_by_name(monkeypatch):
+    import datasets as hf_datasets
+    import pretrain.corpus as corpus
+    calls = []
+
+    def fake_load(name, config, split):
+        calls.append((name, config, split))
+        return hf_datasets.Dataset.from_dict({'id': ['1', '2'], 'title': ['a', 'b'], 'text': ['川は長い。', '海は広い。']})
+    monkeypatch.setattr(corpus.datasets, 'load_dataset', fake_load)
+    ds = corpus.load_corpus('hf:wikimedia/wikipedia:20231101.ja')
+    assert calls == [('wikimedia/wikipedia', '20231101.ja', 'train')]
+    assert ds.column_names == ['text'] and ds['text'] == ['川は長い。', '海は広い。']
+    assert corpus.data_cache_name('hf:wikimedia/wikipedia:20231101.ja') == 'hf_wikimedia_wikipedia_20231101.ja'
+
+
+def test_hub_dataset_without_network_is_one_clear_error(monkeypatch):
+    import pretrain.corpus as corpus
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'wikimedia/wikipedia' on the Hub (LocalEntryNotFoundError)")
+    monkeypatch.setattr(corpus.datasets, 'load_dataset', offline)
+    with pytest.raises(ValueError, match="cannot load hub dataset 'wikimedia/wikipedia'.*without network, use a local corpus"):
+        corpus.load_corpus('hf:wikimedia/wikipedia:20231101.ja')
+    with pytest.raises(ValueError, match='must look like hf:NAME'):
+        corpus.check_data_name('hf:')
