@@ -6,6 +6,7 @@ the one `python -m pretrain wiki DUMP` builds for the name 'wikipedia'."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -23,6 +24,15 @@ SUFFIXES = ('.txt', '.jsonl', '.parquet')
 BUILT_DATAS: dict[str, tuple[str, str]] = {
     'wikipedia': ('data/corpus/wikipedia', 'python -m pretrain wiki DUMP'),
 }
+
+
+BLANK_LINES = re.compile(r'\n\s*\n')
+
+
+def one_document(text: str) -> str:
+    """A record of a .jsonl/.parquet/hub corpus is one document: its blank lines (paragraph
+    breaks) are not document breaks, which would end an example (Google's `.txt` convention)."""
+    return BLANK_LINES.sub('\n', text).strip()
 
 
 HUB_PREFIX = 'hf:'  # hf:NAME[:CONFIG], e.g. hf:wikimedia/wikipedia:20231101.ja (needs the network)
@@ -45,7 +55,8 @@ def _load_hub_dataset(data: str) -> datasets.Dataset:
                          f"without network, use a local corpus or `python -m pretrain wiki` on a dump") from None
     if 'text' not in ds.column_names:
         raise ValueError(f"hub dataset {name!r} has no 'text' column (columns: {', '.join(ds.column_names)})")
-    return ds.select_columns(['text'])
+    return ds.select_columns(['text']).map(lambda b: {'text': [one_document(t or '') for t in b['text']]},
+                                           batched=True, desc='documents')
 
 
 def _resolve(path: str | Path) -> Path:
@@ -169,7 +180,7 @@ def _read_jsonl_documents(path: Path) -> list[str]:
             raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get('text'), str):
             raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
-        docs.append(record['text'])
+        docs.append(one_document(record['text']))
     return docs
 
 
@@ -184,7 +195,7 @@ def _read_parquet_documents(path: Path) -> list[str]:
         raise ValueError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
     if not (pa.types.is_string(table.schema.field('text').type) or pa.types.is_large_string(table.schema.field('text').type)):
         raise ValueError(f"{path}: the 'text' column must hold strings, not {table.schema.field('text').type}")
-    return [t for t in table.column('text').to_pylist() if t]
+    return [one_document(t) for t in table.column('text').to_pylist() if t]
 
 
 READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents}

@@ -216,3 +216,12 @@ def test_hub_dataset_without_network_is_one_clear_error(monkeypatch):
         corpus.load_corpus('hf:wikimedia/wikipedia:20231101.ja')
     with pytest.raises(ValueError, match='must look like hf:NAME'):
         corpus.check_data_name('hf:')
+
+
+def test_a_record_is_one_document_even_with_blank_lines(tmp_path):
+    import json as _json
+
+    from pretrain.corpus import load_corpus
+    path = tmp_path / 'docs.jsonl'
+    path.write_text(_json.dumps({'text': '第一段落。\n\n第二段落。\n \n第三段落。'}, ensure_ascii=False) + '\n', encoding='utf-8')
+    assert load_corpus(str(path))['text'] == ['第一段落。\n第二段落。\n第三段落。']
