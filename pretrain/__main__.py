@@ -38,7 +38,8 @@ def run_train(args: argparse.Namespace) -> int:
     c = config_from_args(args)
     print(f'run {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}')
     learn = pretrain(c)
-    print(f'done: checkpoints and log in {learn.path / learn.model_dir}')
+    if learn is not None:
+        print(f'done: checkpoints and log in {learn.path / learn.model_dir}')
     return 0
 
 
@@ -59,7 +60,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='python -m pretrain', description='ELECTRA pre-training')
+    parser = argparse.ArgumentParser(prog='python -m pretrain', description='ELECTRA pre-training. '
+                                     '`python -m pretrain [train] --size tiny ...` trains (the default command); '
+                                     '`python -m pretrain train --help` lists every config flag.')
     sub = parser.add_subparsers(dest='command', required=True)
     train = sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow); the default command')
     add_config_flags(train)
@@ -88,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except KeyboardInterrupt:
+        print('interrupted; continue later with the same command and --resume latest', file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         # fastai prefixes errors raised in callbacks with the callback's name: keep the message
         print(f'error: {str(e).strip().splitlines()[-1].strip()}', file=sys.stderr)
         return 2

@@ -105,7 +105,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged files
-        raise ValueError(f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'damaged'}); use an earlier one") from None
+        raise ValueError(f"{str(path)!r} cannot be read as a checkpoint ({type(e).__name__}): not a checkpoint, or a "
+                         f"damaged one (then use an earlier checkpoint of the run)") from None
     if not isinstance(state, dict) or state.get('format') != FORMAT:
         raise ValueError(f"{str(path)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
     return state

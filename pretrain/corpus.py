@@ -88,7 +88,7 @@ def _check_complete(data: str, path: Path, allow_incomplete: bool) -> None:
         raise ValueError(f"data {data!r}: cannot read {stats_file} ({e}); rebuild the corpus") from None
     if isinstance(stats, dict) and stats.get('complete') is False and not allow_incomplete:
         raise ValueError(f"data {data!r} at {path} is incomplete: its build stopped early ({stats.get('error')}); "
-                         f"rebuild it from a complete dump, or pass allow_incomplete=True to use the partial corpus")
+                         f"rebuild it from a complete dump (python -m pretrain wiki DUMP), or use the partial corpus from Python with load_corpus(..., allow_incomplete=True)")
 
 
 def _saved_dataset_dir(data: str) -> Path | None:
@@ -151,7 +151,7 @@ def read_txt_documents(path: Path) -> list[str]:
     """Documents of a text file in Google's ELECTRA format: one sentence per line, a blank line
     between documents."""
     try:
-        raw = path.read_text(encoding='utf-8')
+        raw = path.read_text(encoding='utf-8-sig')  # -sig: a BOM is not text
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     docs, lines = [], []

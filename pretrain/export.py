@@ -48,6 +48,8 @@ def export_model(electra_model: ELECTRAModel, hf_tokenizer, out_dir: str | Path)
     directory renamed at the end)."""
     model = unwrap(electra_model)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
     tmp = out.with_name(out.name + '.partial')
     shutil.rmtree(tmp, ignore_errors=True)
     for name in ('discriminator', 'generator'):

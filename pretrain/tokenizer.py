@@ -59,6 +59,11 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     import json
     import shutil
     from .corpus import load_corpus
+    if vocab_size < len(SPECIAL_TOKENS) + num_unused + 1 or min_frequency < 1 or num_unused < 0:
+        raise ValueError(f"vocab_size ({vocab_size}) must exceed the special and unused tokens, min_frequency "
+                         f"({min_frequency}) must be >= 1 and num_unused ({num_unused}) >= 0")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"--out {str(out_dir)!r} is a file; give a directory for the tokenizer")
     if not japanese and (dic is not None or limit_alphabet is not None):
         raise ValueError("dic and limit_alphabet apply to the Japanese (MeCab) tokenizer; add --japanese")
     corpora = {data: load_corpus(data) for data in datas}
@@ -117,6 +122,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     if not p.is_dir():
         raise ValueError(f"tokenizer directory {str(path)!r} does not exist; train one with "
                          f"`python -m pretrain tokenizer` or point `tokenizer` at a local copy")
+    if not any((p / f).is_file() for f in ('tokenizer.json', 'vocab.txt', 'tokenizer_config.json')):
+        raise ValueError(f"tokenizer directory {str(path)!r} holds no tokenizer.json, vocab.txt or "
+                         f"tokenizer_config.json; point `tokenizer` at a saved tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs

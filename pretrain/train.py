@@ -16,7 +16,7 @@ from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
 from .checkpoint import find_resume, load_checkpoint, resume, vocab_hash
-from .config import MyConfig, electra_configs, repo_path
+from .config import SIZES, MyConfig, electra_configs, repo_path
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
@@ -68,7 +68,10 @@ def resolve_precision(c: MyConfig) -> str:
 
 
 def check_device(c: MyConfig) -> torch.device:
-    device = torch.device(c.device)
+    try:
+        device = torch.device(c.device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {c.device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {c.device!r} asked for but CUDA is not available here; set device='cpu'")
     return device
@@ -83,7 +86,11 @@ def wandb_run(c: MyConfig):
         import wandb
     except ImportError:
         raise ValueError("logger='wandb' needs the wandb package: pip install wandb") from None
-    return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.get('wandb_mode'))
+    try:
+        return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.get('wandb_mode'))
+    except Exception as e:  # wandb raises UsageError/CommError without a login or a network
+        raise ValueError(f"Weights & Biases could not start ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
+                         f"log in with `wandb login`, or set wandb_mode='offline'") from None
 
 
 def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
@@ -93,6 +100,10 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
         if not (c.get('init_generator') and c.get('init_discriminator')):
             raise ValueError("continued pre-training needs both init_generator and init_discriminator directories")
         generator, discriminator = from_pretrained_pair(c.init_generator, c.init_discriminator, c.get('freeze_layers', 0))
+        arch, got = SIZES[c.size], discriminator.config
+        if (got.hidden_size, got.num_hidden_layers) != (arch['hidden_size'], arch['num_hidden_layers']):
+            raise ValueError(f"the init models are {got.num_hidden_layers} layers x {got.hidden_size} wide but size "
+                             f"{c.size!r} is {arch['num_hidden_layers']} x {arch['hidden_size']}; pass the matching --size")
         if discriminator.config.vocab_size != len(hf_tokenizer):
             raise ValueError(f"the models have a vocabulary of {discriminator.config.vocab_size} but tokenizer "
                              f"{c.tokenizer!r} has {len(hf_tokenizer)}; use the tokenizer saved with the models")
@@ -147,9 +158,10 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     return learn
 
 
-def pretrain(c: MyConfig) -> Learner:
+def pretrain(c: MyConfig) -> Learner | None:
     """Tokenizer -> examples -> dataloader -> Learner -> `c.steps` steps of pre-training, resumed
-    from `c.resume` if given, data-parallel when launched by torchrun, exported at the end."""
+    from `c.resume` if given, data-parallel when launched by torchrun, exported at the end.
+    Returns None when resuming a run that had already finished."""
     check_device(c)
     rank, world = init_distributed(c)
     try:
@@ -158,6 +170,12 @@ def pretrain(c: MyConfig) -> Learner:
         if c.get('resume'):  # before the data work, so a wrong path fails at once
             resume_from = find_resume(c.resume, repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')), c.run_name)
             resume_state = load_checkpoint(resume_from)
+            if resume_state['step'] > c.steps:
+                raise ValueError(f"{resume_from} is at step {resume_state['step']} but the run has steps={c.steps}; "
+                                 f"give the run's steps (or more)")
+            if resume_state['step'] == c.steps:
+                print(f"run {c.run_name} already finished at step {c.steps} ({resume_from}); nothing to resume")
+                return None
         train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
         valid_dset = None
         if c.get('valid_size'):

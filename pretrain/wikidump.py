@@ -419,12 +419,16 @@ def build_wiki_corpus(dump: str | Path, out_dir: str | Path = REPO_ROOT / DEFAUL
             error = _write_arrow(iter_documents(dump, num_proc, counts, bar), build / 'docs.arrow')
         stats = {**counts, 'complete': error is None, 'error': None if error is None else str(error),
                  'inputs': inputs, 'format_version': FORMAT_VERSION}
-        _save(build / 'docs.arrow', out_dir, stats)
+        # a failed build never replaces a complete corpus: its partial output goes beside it
+        target = out_dir if error is None or not (previous and previous.get('complete')) \
+            else out_dir.with_name(out_dir.name + '.incomplete')
+        _save(build / 'docs.arrow', target, stats)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     if error is not None:
-        raise ValueError(f"{error}; the {counts['kept']} documents read before it were saved to {out_dir} "
-                         f"marked incomplete (stats.json)") from None
+        kept = '' if target == out_dir else f"; the complete corpus already in {out_dir} was left as it was"
+        raise ValueError(f"{error}; the {counts['kept']} documents read before it were saved to {target} "
+                         f"marked incomplete (stats.json){kept}") from None
     print(f"wiki: {_summary(stats)}; saved to {out_dir}")
     return {**stats, 'cached': False}
 

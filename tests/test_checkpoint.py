@@ -135,3 +135,15 @@ def test_non_finite_losses_stop_the_run_and_keep_the_last_good_checkpoint(tmp_pa
     state = load_checkpoint(latest)
     assert state['step'] == 6
     assert all(torch.isfinite(v).all() for v in state['model'].values() if v.is_floating_point())
+
+
+def test_resume_of_a_finished_run_or_past_the_end(tmp_path, capsys):
+    c = tiny(tmp_path, 'done', steps=4, save_every=None, save_points=[1.0])
+    pretrain(c)
+    path = Path(c.checkpoint_dir) / f'{c.run_name}_100.0%.pth'
+    c.resume = 'latest'
+    assert pretrain(c) is None
+    assert 'already finished at step 4' in capsys.readouterr().out
+    shorter = tiny(tmp_path, 'done', steps=2, resume=str(path))
+    with pytest.raises(ValueError, match='is at step 4 but the run has steps=2'):
+        pretrain(shorter)

@@ -89,3 +89,12 @@ def test_continued_pretraining_errors(run, tmp_path):
     with pytest.raises(ValueError, match='not a Hugging Face model directory'):
         pretrain(get_config('tiny', device='cpu', num_workers=0, data_dir=str(tmp / 'data'),
                             init_generator=str(tmp_path), init_discriminator=str(tmp_path)))
+
+
+def test_continued_pretraining_refuses_another_size(run, tmp_path):
+    c, _, ckpt, tmp = run
+    out = export(ckpt, tmp_path / 'hf')
+    with pytest.raises(ValueError, match="2 layers x 32 wide but size 'small' is 12 x 256; pass the matching --size"):
+        pretrain(get_config('small', device='cpu', num_workers=0, bs=8, data_dir=str(tmp / 'data'),
+                            checkpoint_dir=str(tmp_path / 'c'), init_generator=str(out / 'generator'),
+                            init_discriminator=str(out / 'discriminator')))

@@ -27,3 +27,23 @@ def test_flag_values_parse_as_python_literals():
     assert parse_value('3') == 3 and parse_value('1e-4') == 1e-4 and parse_value('true') is True
     assert parse_value('none') is None and parse_value("{'ja': 10}") == {'ja': 10}
     assert parse_value('bf16') == 'bf16' and parse_value('data/x.txt') == 'data/x.txt'
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--size', 'tiny', '--device', 'cdua'], "error: unknown device 'cdua'"),
+    (['tokenizer', '--datas', 'sample', '--out', 'OUT', '--vocab_size', '0'], 'error: vocab_size (0) must exceed'),
+])
+def test_more_bad_inputs(args, message, capsys, tmp_path):
+    args = [str(tmp_path / 'tok') if a == 'OUT' else a for a in args]
+    if args[0].startswith('--'):
+        args += ['--data_dir', str(tmp_path / 'data'), '--checkpoint_dir', str(tmp_path / 'ckpt'), '--num_workers', '0']
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and '\n' not in err
+
+
+def test_export_and_tokenizer_refuse_a_file_as_output_dir(tmp_path, capsys):
+    f = tmp_path / 'file'
+    f.write_text('x')
+    assert main(['tokenizer', '--datas', 'sample', '--out', str(f)]) == 2
+    assert 'is a file' in capsys.readouterr().err

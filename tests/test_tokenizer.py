@@ -125,7 +125,7 @@ def test_load_missing_dir(tmp_path):
 
 def test_load_dir_without_tokenizer(tmp_path):
     (tmp_path / 'readme.txt').write_text('no tokenizer here')
-    with pytest.raises(ValueError, match='cannot load a tokenizer'):
+    with pytest.raises(ValueError, match='holds no tokenizer.json, vocab.txt or tokenizer_config.json'):
         load_tokenizer(tmp_path)
 
 

@@ -321,3 +321,17 @@ def test_saved_dataset_without_text_column(tmp_path):
     datasets.Dataset.from_dict({'body': ['x']}).save_to_disk(str(tmp_path / 'd'))
     with pytest.raises(ValueError, match=r"no 'text' column \(columns: body\)"):
         corpus.load_corpus(str(tmp_path / 'd'))
+
+
+def test_a_failed_build_never_replaces_a_complete_corpus(tmp_path, malformed):
+    out = tmp_path / 'corpus'
+    build_wiki_corpus(write_dump(tmp_path, 'xml'), out, progress=False)
+    good = saved(out)
+    head, rest = dump_parts()
+    cut = tmp_path / 'cut.xml.bz2'
+    second = bz2.compress(rest.encode())
+    cut.write_bytes(bz2.compress(head.encode()) + second[:len(second) // 2])
+    with pytest.raises(ValueError, match=r'corpus\.incomplete marked incomplete.*complete corpus already in .* was left'):
+        build_wiki_corpus(cut, out, progress=False)
+    assert saved(out) == good and stats_of(out)['complete'] is True
+    assert stats_of(tmp_path / 'corpus.incomplete')['complete'] is False
