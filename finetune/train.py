@@ -63,6 +63,11 @@ class FinetuneSettings:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed")
+        if self.device:
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ValueError(f"unknown device {self.device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
         if self.device and self.device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} asked for but CUDA is not available here; use --device cpu")
         return self
@@ -132,6 +137,9 @@ class Finetuner:
         self.settings = (settings or FinetuneSettings()).check()
         self.verbose = verbose
         config = load_config(self.model_dir)
+        if self.settings.max_length > config.max_position_embeddings:
+            raise ValueError(f"max_length {self.settings.max_length} exceeds the model's "
+                             f"{config.max_position_embeddings} positions; use --max_length {config.max_position_embeddings} or less")
         self.settings = self.settings.resolved(config.hidden_size, config.num_hidden_layers)
 
     def build_model(self, task: Task, init: str) -> SentenceClassifier:

@@ -101,6 +101,8 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
               max_length: int | None = None, vocab_size: int = 30522, compile: bool = False,
               device: str | None = None, **overrides) -> dict:
     """Measure `steps` training steps after `warmup` ones; returns the figures as a dict."""
+    if steps < 1 or warmup < 1:
+        raise ValueError(f"steps and warmup must be at least 1, got {steps} and {warmup}")
     with tempfile.TemporaryDirectory() as tmp:
         c = get_config(size, steps=warmup + steps, save_points=[], export=False, plot=False, log_every=50,
                        compile=compile, checkpoint_dir=tmp, **{k: v for k, v in dict(
