@@ -34,7 +34,7 @@ def choose_positions(inputs: torch.Tensor, candidates: torch.Tensor, num_real: t
 
 
 def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
-                special_token_indices: Sequence[int], mlm_probability: float = 0.15,
+                special_token_indices: Sequence[int] | torch.Tensor, mlm_probability: float = 0.15,
                 replace_prob: float = 0.1, orginal_prob: float = 0.1, ignore_index: int = -100,
                 pad_token_index: int | None = None, max_predictions: int | None = None,
                 exact_count: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -52,7 +52,8 @@ def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
     where not chosen, chosen positions (B, L) bool). `inputs` is not modified.
     """
     device = inputs.device
-    special = torch.tensor(sorted(set(special_token_indices)), device=device)
+    special = (special_token_indices.to(device) if isinstance(special_token_indices, torch.Tensor)
+               else torch.tensor(sorted(set(special_token_indices)), device=device))
     candidates = ~torch.isin(inputs, special)
     if exact_count:
         if pad_token_index is None or max_predictions is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from fastai.callback.core import Callback
 
 from .mask_tokens import mask_tokens, max_predictions_per_seq
@@ -36,9 +37,12 @@ class MaskedLMCallback(Callback):
     def before_batch(self) -> None:
         input_ids, sentA_lenths = self.xb
         max_length = self.max_length or input_ids.shape[1]
+        if getattr(self, '_special', None) is None or self._special.device != input_ids.device:
+            # built once per device: a host-to-device copy every step would be a sync
+            self._special = torch.tensor(sorted(set(self.special_tok_ids)), device=input_ids.device)
         masked_inputs, labels, is_mlm_applied = mask_tokens(
             input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
-            special_token_indices=self.special_tok_ids, mlm_probability=self.mlm_probability,
+            special_token_indices=self._special, mlm_probability=self.mlm_probability,
             replace_prob=self.replace_prob, orginal_prob=self.original_prob, ignore_index=self.ignore_index,
             pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
             max_predictions=max_predictions_per_seq(self.mlm_probability, max_length))
