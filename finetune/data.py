@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -13,6 +12,8 @@ from typing import Any, Sequence
 import torch
 from fastai.data.load import DataLoader
 from fastcore.basics import chunked
+
+from pretrain.corpus import read_jsonl
 
 TASK_TYPES = ('classification', 'regression')
 FORMATS = {'.tsv': 'tsv', '.tab': 'tsv', '.csv': 'csv', '.jsonl': 'jsonl', '.json': 'jsonl'}
@@ -98,15 +99,7 @@ def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]], list[
 
 def _read_jsonl(path: Path, f) -> tuple[list[str], list[dict[str, Any]], list[int]]:
     rows, lines, columns = [], [], {}
-    for line_no, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} line {line_no}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path} line {line_no}: expected a JSON object with the task's fields")
+    for line_no, row in read_jsonl(f, path, "a JSON object with the task's fields"):
         rows.append(row)
         lines.append(line_no)
         columns.update(dict.fromkeys(row))

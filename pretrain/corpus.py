@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import datasets
 
@@ -165,20 +166,29 @@ def read_txt_documents(path: Path) -> list[str]:
     return docs
 
 
-def _read_jsonl_documents(path: Path) -> list[str]:
-    docs = []
-    try:
-        text = path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for n, line in enumerate(text.split('\n'), 1):
+def read_jsonl(lines: Iterable[str], source: Path | str, needs: str = 'a JSON object') -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-empty line of JSON-lines text; a `ValueError` naming
+    `source:line` and what a line `needs` for a line that is not a JSON object."""
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get('text'), str):
+            raise ValueError(f"{source}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{source}:{n}: each line needs {needs}")
+        yield n, record
+
+
+def _read_jsonl_documents(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding='utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    docs = []
+    for n, record in read_jsonl(text.split('\n'), path, "a JSON object with a string field 'text'"):
+        if not isinstance(record.get('text'), str):
             raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
         docs.append(one_document(record['text']))
     return docs

@@ -87,7 +87,7 @@ def test_bad_task_files_fail_with_one_clear_line(tmp_path, capsys, train, dev, t
 
 def test_bad_jsonl_and_file_types(tmp_path):
     write(tmp_path / 'dev.jsonl', '{"text_a": "x", "label": "a"}\n')
-    with pytest.raises(ValueError, match='train.jsonl line 2: not JSON'):
+    with pytest.raises(ValueError, match='train.jsonl:2: not valid JSON'):
         load_task(write(tmp_path / 'train.jsonl', '{"text_a": "x", "label": "a"}\n{oops\n'),
                   tmp_path / 'dev.jsonl', 'classification')
     with pytest.raises(ValueError, match=r'train.jsonl line 2: text_a is 3, not a text'):
