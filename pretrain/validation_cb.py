@@ -161,7 +161,7 @@ class HeldOutEval(Callback):
         batches = []
         with isolated_rng(self.seed):
             for start in range(0, len(self.valid_dset), self.bs):
-                input_ids, sentA = pad_batch(arrow[start:start + self.bs], self.pad_tok_id)
+                input_ids, sentA = pad_batch(arrow[start:start + self.bs], self.pad_tok_id, self.max_length)
                 masked, labels, is_mlm = mask_tokens(
                     input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
                     special_token_indices=self.special_tok_ids, mlm_probability=self.mask_prob,
