@@ -7,8 +7,6 @@ and a signature of the model architecture and vocabulary that a resume must matc
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import re
@@ -19,6 +17,8 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from .tokenizer import vocab_hash
+
 FORMAT = 'electra-pretrain-checkpoint/1'
 ARCH_KEYS = ('vocab_size', 'embedding_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads',
              'intermediate_size', 'max_position_embeddings', 'type_vocab_size')
@@ -27,11 +27,6 @@ ARCH_KEYS = ('vocab_size', 'embedding_size', 'hidden_size', 'num_hidden_layers',
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DistributedDataParallel wrapper (or the model itself)."""
     return getattr(model, 'module', model)
-
-
-def vocab_hash(hf_tokenizer) -> str:
-    vocab = json.dumps(sorted(hf_tokenizer.get_vocab().items()), ensure_ascii=False).encode()
-    return hashlib.sha256(vocab).hexdigest()
 
 
 def model_signature(electra_model) -> dict[str, dict[str, Any]]:

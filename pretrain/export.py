@@ -9,9 +9,9 @@ from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from .checkpoint import load_checkpoint, unwrap, vocab_hash
+from .checkpoint import load_checkpoint, unwrap
 from .models import ELECTRAModel, tie_embeddings
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, vocab_hash
 
 
 def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel:

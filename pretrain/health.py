@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
-from ._utils.run_steps import optimizer_step
+from ._utils.steps import optimizer_step
 
 
 class NonFiniteLossError(ValueError):

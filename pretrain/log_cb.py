@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback
 
-from ._utils.run_steps import at_step_boundary, optimizer_step
+from ._utils.steps import at_step_boundary, optimizer_step
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 

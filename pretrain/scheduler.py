@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
-from ._utils.run_steps import optimizer_step
+from ._utils.steps import optimizer_step
 
 SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')
 

@@ -90,6 +90,15 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     return load_tokenizer(out), False
 
 
+def vocab_hash(hf_tokenizer) -> str:
+    """A fingerprint of the vocabulary (token -> id): caches and checkpoints record it, so
+    examples or weights made with another vocabulary are never reused by mistake."""
+    import hashlib
+    import json
+    vocab = json.dumps(sorted(hf_tokenizer.get_vocab().items()), ensure_ascii=False).encode()
+    return hashlib.sha256(vocab).hexdigest()
+
+
 def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
     """A function from lines to token ids without special tokens, giving the same ids as the
     seed's `convert_tokens_to_ids(tokenize(line))` per line, but batched: one call into the

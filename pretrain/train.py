@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
-from .checkpoint import find_resume, load_checkpoint, resume, vocab_hash
+from .checkpoint import find_resume, load_checkpoint, resume
 from .config import SIZES, MyConfig, electra_configs, repo_path
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
@@ -29,7 +29,7 @@ from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pa
 from .optim import get_optim
 from .plot import plot_run
 from .scheduler import get_scheduler
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, vocab_hash
 from .validation_cb import HeldOutEval, split_validation
 
 

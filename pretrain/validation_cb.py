@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from ._utils.run_steps import at_step_boundary, optimizer_step
+from ._utils.steps import at_step_boundary, optimizer_step
 from .config import repo_path
 from .distributed import rank
 from .get_dataloaders import pad_batch

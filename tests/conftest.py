@@ -16,3 +16,18 @@ def tiny_config(tmp_path):
     return get_config('tiny', datas=['sample'], steps=12, bs=8, num_workers=0, num_proc=1, log_every=4,
                       data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'checkpoints' / 'pretrain'),
                       device='cpu')
+
+
+def run_notebook(name: str, parameters: str):
+    """Execute a notebook of the repository top to bottom, with `parameters` run right after its
+    cell tagged "parameters"; returns the executed notebook and the text all cells printed."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+    repo = Path(__file__).resolve().parent.parent
+    nb = nbformat.read(repo / name, as_version=4)
+    params = next(i for i, cell in enumerate(nb.cells) if 'parameters' in cell.metadata.get('tags', []))
+    nb.cells.insert(params + 1, nbformat.v4.new_code_cell(parameters))
+    NotebookClient(nb, timeout=300, kernel_name='python3', resources={'metadata': {'path': str(repo)}}).execute()
+    return nb, ''.join(o.get('text', '') for cell in nb.cells if cell.cell_type == 'code' for o in cell.outputs)

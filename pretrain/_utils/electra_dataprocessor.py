@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
 from ..sentences import split_sentences
-from ..tokenizer import batch_encoder
+from ..tokenizer import batch_encoder, vocab_hash
 
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),
                               'sentA_length': datasets.Value('int32')})
@@ -177,12 +177,11 @@ class ELECTRADataProcessor:
     # ---- Dataset.map with a reusable, atomically written cache ----------------------------
     def _fingerprint(self) -> dict:
         tok = self.hf_tokenizer
-        vocab = json.dumps(sorted(tok.get_vocab().items()), ensure_ascii=False).encode()
         return {'format': FORMAT_VERSION, 'rows': len(self.hf_dset), 'dataset': self.hf_dset._fingerprint,
                 'max_length': self._max_length, 'seed': self.seed, 'min_line_chars': self.min_line_chars,
                 'apply_cleaning': self.apply_cleaning, 'lines_delimiter': self.lines_delimiter,
                 'split_sentences': self.split_sentences,
-                'tokenizer': type(tok).__name__, 'vocab': hashlib.sha256(vocab).hexdigest()}
+                'tokenizer': type(tok).__name__, 'vocab': vocab_hash(tok)}
 
     def map(self, cache_file_name: str | None = None, num_proc: int | None = None, **kwargs) -> datasets.Dataset:
         """Process all documents with `Dataset.map(batched=True, num_proc=...)`.

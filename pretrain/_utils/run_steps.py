@@ -7,17 +7,7 @@ import torch
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
 
 from ..checkpoint import save_checkpoint
-
-
-def optimizer_step(learn) -> int:
-    """Optimizer steps taken: fastai counts batches in `train_iter`; with gradient accumulation
-    (`learn.grad_accum` micro-batches per step) a step is that many batches."""
-    return learn.train_iter // getattr(learn, 'grad_accum', 1)
-
-
-def at_step_boundary(learn) -> bool:
-    """Whether the batch just done completed an optimizer step."""
-    return learn.train_iter % getattr(learn, 'grad_accum', 1) == 0
+from .steps import at_step_boundary, optimizer_step
 
 
 class RunSteps(Callback):
