@@ -21,5 +21,5 @@ class GradientClipping(Callback):
         self.clip = clip
 
     def before_step(self) -> None:
-        torch.nn.utils.clip_grad_norm_([p for p in self.learn.model.parameters() if p.grad is not None], self.clip,
-                                       foreach=True)
+        # parameters without a gradient (frozen layers) are skipped by torch itself
+        torch.nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.clip, foreach=True)
