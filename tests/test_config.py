@@ -30,6 +30,16 @@ def test_vanilla_defaults_and_run_name():
     assert c.save_points == [0.0625, 0.125, 0.25, 0.5, 1.0]
 
 
+@pytest.mark.parametrize('size, overrides, debiased', [
+    ('small', {}, False),                              # Google's recipe: 10,000 warm-up steps, no correction
+    ('tiny', {}, True),                                # 30 warm-up steps: debiased
+    ('small', {'warmup_steps': 500}, True),            # a short warm-up anywhere
+    ('tiny', {'adam_bias_correction': False}, False),  # an explicit choice always wins
+])
+def test_bias_correction_follows_the_warmup_length(size, overrides, debiased):
+    assert get_config(size, **overrides).adam_bias_correction is debiased
+
+
 def test_missing_seed_is_drawn_and_smoothing_true_means_0_1():
     c = get_config('tiny', seed=None, gen_smooth_label=True)
     assert 0 <= c.seed <= 999999 and c.run_name == f'vanilla_{c.seed}'
