@@ -31,3 +31,18 @@ def run_notebook(name: str, parameters: str):
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(parameters))
     NotebookClient(nb, timeout=300, kernel_name='python3', resources={'metadata': {'path': str(repo)}}).execute()
     return nb, ''.join(o.get('text', '') for cell in nb.cells if cell.cell_type == 'code' for o in cell.outputs)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+    """A finished 4-step `tiny` run, shared by the tests that read runs: checkpoints
+    `{run_name}_50.0%.pth` (step 2) and `_100.0%.pth` (step 4), the training log (a row every
+    2 steps), the held-out log (8 examples, every 2 steps) and `{run_name}_export/`, all in
+    `c.checkpoint_dir`. Returns the run's config."""
+    tmp = tmp_path_factory.mktemp('tiny_run')
+    c = get_config('tiny', steps=4, bs=8, num_workers=0, num_proc=1, device='cpu', save_points=[0.5, 1.0],
+                   log_every=2, valid_size=8, eval_every=2, plot=False,
+                   data_dir=str(tmp / 'data'), checkpoint_dir=str(tmp / 'ckpt'))
+    from pretrain.train import pretrain
+    pretrain(c)
+    return c
