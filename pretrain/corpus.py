@@ -1,12 +1,17 @@
 """Local text corpora as `datasets.Dataset`s of documents: one row per document, column
 `text`, one sentence (or paragraph) per line. Nothing here touches the network.
 
+Text and JSON-lines files may be gzip-compressed (`.txt.gz`, `.jsonl.gz`): they are streamed
+and read exactly like their plain versions.
+
 Besides text files, a corpus may be a directory written by `Dataset.save_to_disk`, such as
 the one `python -m pretrain wiki DUMP` builds for the name 'wikipedia'."""
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -20,7 +25,11 @@ NAMED_DATAS: dict[str, list[str]] = {
     'sample_ja': ['data/sample/ja.txt'],
     'sample_en': ['data/sample/en.txt'],
 }
-SUFFIXES = ('.txt', '.jsonl', '.parquet')
+# Japanese documentation corpora built by data/build_docs_ja.py from Debian packages (data/README.md)
+DOCS_JA_SOURCES = ('libreoffice', 'gimp', 'debian_reference', 'debian_handbook', 'debian_edu', 'debian_policy', 'aptitude', 'kicad', 'lilypond')
+NAMED_DATAS['docs_ja'] = [f'data/docs_ja/{source}.txt.gz' for source in DOCS_JA_SOURCES]
+NAMED_DATAS.update({f'docs_ja_{source}': [f'data/docs_ja/{source}.txt.gz'] for source in DOCS_JA_SOURCES})
+SUFFIXES = ('.txt', '.jsonl', '.parquet', '.txt.gz', '.jsonl.gz')
 # Corpora built by a subcommand, by name: where they are saved and the command that builds them.
 BUILT_DATAS: dict[str, tuple[str, str]] = {
     'wikipedia': ('data/corpus/wikipedia', 'python -m pretrain wiki DUMP'),
@@ -65,8 +74,15 @@ def _resolve(path: str | Path) -> Path:
     return p if p.is_absolute() or p.exists() else REPO_ROOT / p
 
 
+def corpus_suffix(path: str | Path) -> str | None:
+    """The corpus type of a file name ('.txt', '.jsonl', '.parquet', '.txt.gz' or '.jsonl.gz'),
+    or None for any other file."""
+    name = Path(path).name
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s) and len(name) > len(s)), None)
+
+
 def _looks_like_path(data: str) -> bool:
-    return '/' in data or Path(data).suffix in SUFFIXES
+    return '/' in data or corpus_suffix(data) is not None
 
 
 def _allowed_names() -> str:
@@ -122,7 +138,7 @@ def check_data_name(data: str, allow_incomplete: bool = False) -> None:
         p = _resolve(data)
         if not p.exists():
             raise ValueError(f"data file {data!r} does not exist; give a path to a {'/'.join(SUFFIXES)} file or a directory of them")
-        if p.is_file() and p.suffix not in SUFFIXES:
+        if p.is_file() and corpus_suffix(p) is None:
             raise ValueError(f"data file {data!r} has an unsupported type; use one of {', '.join(SUFFIXES)}")
         if is_saved_dataset(p):
             _check_complete(data, p, allow_incomplete)
@@ -141,22 +157,42 @@ def data_files(data: str) -> list[Path]:
         return sorted(saved.rglob('*.arrow'))
     p = _resolve(data)
     if p.is_dir():
-        files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix in SUFFIXES)
+        files = sorted(f for f in p.rglob('*') if f.is_file() and corpus_suffix(f) is not None)
         if not files:
             raise ValueError(f"data directory {data!r} holds no {'/'.join(SUFFIXES)} files")
         return files
     return [p]
 
 
-def read_txt_documents(path: Path) -> list[str]:
-    """Documents of a text file in Google's ELECTRA format: one sentence per line, a blank line
-    between documents."""
+def _iter_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, plain or gzip-compressed, streamed, without their line
+    ends (a BOM is not text). `ValueError` naming the file for bytes that are not UTF-8 (with
+    their offset in the uncompressed text) and for a corrupt or truncated gzip file."""
+    gz = path.name.endswith('.gz')
+    offset = 0
     try:
-        raw = path.read_text(encoding='utf-8-sig')  # -sig: a BOM is not text
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        with (gzip.open(path, 'rb') if gz else open(path, 'rb')) as f:
+            for raw in f:
+                if offset == 0 and raw.startswith(b'\xef\xbb\xbf'):
+                    raw, offset = raw[3:], 3
+                try:
+                    line = raw.decode('utf-8')
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {offset + e.start})") from None
+                offset += len(raw)
+                yield line.rstrip('\n').rstrip('\r')
+    except (OSError, EOFError, zlib.error) as e:
+        if not gz:
+            raise
+        raise ValueError(f"{path}: corrupt or truncated gzip file after {offset} bytes of text "
+                         f"({str(e).strip() or type(e).__name__}); rebuild or download it again") from None
+
+
+def read_txt_documents(path: Path) -> list[str]:
+    """Documents of a text file (`.txt` or `.txt.gz`) in Google's ELECTRA format: one sentence
+    per line, a blank line between documents."""
     docs, lines = [], []
-    for line in raw.splitlines():
+    for line in (piece for text_line in _iter_lines(path) for piece in (text_line.splitlines() or [''])):
         if line.strip():
             lines.append(line.strip())
         elif lines:
@@ -182,12 +218,8 @@ def read_jsonl(lines: Iterable[str], source: Path | str, needs: str = 'a JSON ob
 
 
 def _read_jsonl_documents(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding='utf-8-sig')
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     docs = []
-    for n, record in read_jsonl(text.split('\n'), path, "a JSON object with a string field 'text'"):
+    for n, record in read_jsonl(_iter_lines(path), path, "a JSON object with a string field 'text'"):
         if not isinstance(record.get('text'), str):
             raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
         docs.append(one_document(record['text']))
@@ -208,7 +240,8 @@ def _read_parquet_documents(path: Path) -> list[str]:
     return [one_document(t) for t in table.column('text').to_pylist() if t]
 
 
-READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents}
+READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents,
+           '.txt.gz': read_txt_documents, '.jsonl.gz': _read_jsonl_documents}
 
 
 def _load_saved_dataset(data: str, path: Path) -> datasets.Dataset:
@@ -241,7 +274,7 @@ def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
         return _load_saved_dataset(data, saved)
     docs: list[str] = []
     for f in data_files(data):
-        docs += [d for d in READERS[f.suffix](f) if d.strip()]
+        docs += [d for d in READERS[corpus_suffix(f)](f) if d.strip()]
     if not docs:
         raise ValueError(f"data {data!r} holds no text: every document is empty")
     return datasets.Dataset.from_dict({'text': docs})
@@ -252,4 +285,8 @@ def data_cache_name(data: str) -> str:
     if data.startswith(HUB_PREFIX):
         name, config = _hub_spec(data)
         return 'hf_' + '_'.join(filter(None, (name.replace('/', '_'), config)))
-    return data if data in NAMED_DATAS or data in BUILT_DATAS else _resolve(data).stem
+    if data in NAMED_DATAS or data in BUILT_DATAS:
+        return data
+    p = _resolve(data)
+    suffix = corpus_suffix(p) if p.is_file() else None
+    return p.name[:-len(suffix)] if suffix else p.stem

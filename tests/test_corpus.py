@@ -1,4 +1,5 @@
-"""Local corpora: named samples, .txt/.jsonl/.parquet files and directories, clear errors."""
+"""Local corpora: named samples, .txt/.jsonl/.parquet files (.txt/.jsonl also gzipped) and directories, clear errors."""
+import gzip
 import json
 from pathlib import Path
 
@@ -189,6 +190,94 @@ def test_non_utf8_file(tmp_path, suffix):
     f.write_bytes(text.encode('latin-1') + b'\n')
     with pytest.raises(ValueError, match=rf'c\{suffix}: not UTF-8'):
         load_corpus(str(f))
+
+
+# ---- gzip-compressed text and JSON lines --------------------------------------------------
+TXT = '\ufeff  First sentence.  \nSecond one.\n\n\n\nOther doc.\r\nMore.\n  \n日本語の文。\u2028次の行。\n'
+JSONL = json.dumps({'text': 'a b.\n\nc d.'}) + '\n\n' + json.dumps({'text': '日本語\u2028の文。'}, ensure_ascii=False) + '\r\n'
+
+
+@pytest.mark.parametrize('suffix,content', [('.txt', TXT), ('.jsonl', JSONL)])
+def test_gzip_reads_like_plain(tmp_path, suffix, content):
+    plain, packed = tmp_path / f'c{suffix}', tmp_path / f'c{suffix}.gz'
+    plain.write_bytes(content.encode('utf-8'))
+    packed.write_bytes(gzip.compress(content.encode('utf-8')))
+    expected = load_corpus(str(plain))['text']
+    assert load_corpus(str(packed))['text'] == expected and len(expected) >= 2
+    assert data_cache_name(str(packed)) == 'c'
+    check_data_name(str(packed))
+
+
+def test_txt_reading_is_unchanged_by_streaming(tmp_path):
+    f = tmp_path / 'c.txt'
+    f.write_bytes(TXT.encode('utf-8'))
+    assert load_corpus(str(f))['text'] == ['First sentence.\nSecond one.', 'Other doc.\nMore.', '日本語の文。\n次の行。']
+
+
+def test_directory_with_gzip_files(tmp_path):
+    (tmp_path / 'a.txt.gz').write_bytes(gzip.compress('from a.\n'.encode()))
+    (tmp_path / 'b.jsonl.gz').write_bytes(gzip.compress((json.dumps({'text': 'from b.'}) + '\n').encode()))
+    (tmp_path / 'c.gz').write_bytes(gzip.compress(b'not a corpus type\n'))
+    assert [p.name for p in data_files(str(tmp_path))] == ['a.txt.gz', 'b.jsonl.gz']
+    assert load_corpus(str(tmp_path))['text'] == ['from a.', 'from b.']
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'not_gzip', 'bad_crc'])
+@pytest.mark.parametrize('suffix', ['.txt.gz', '.jsonl.gz'])
+def test_corrupt_gzip_is_one_line_error(tmp_path, damage, suffix):
+    text = ''.join(json.dumps({'text': f'document {i} with some words.'}) + '\n' for i in range(2000)).encode()
+    data = gzip.compress(text)
+    data = {'truncated': data[:len(data) // 2], 'not_gzip': b'plain text, not gzip\n',
+            'bad_crc': data[:-8] + bytes(4) + data[-4:]}[damage]
+    f = tmp_path / f'c{suffix}'
+    f.write_bytes(data)
+    with pytest.raises(ValueError) as e:
+        load_corpus(str(f))
+    msg = str(e.value)
+    assert msg.startswith(f'{f}: corrupt or truncated gzip file') and '\n' not in msg
+
+
+def test_gzip_non_utf8_names_the_byte(tmp_path):
+    f = tmp_path / 'c.txt.gz'
+    f.write_bytes(gzip.compress('ok line\ncaf\u00e9\n'.encode('latin-1')))
+    with pytest.raises(ValueError, match=r'c\.txt\.gz: not UTF-8 text \(invalid continuation byte at byte 11\)'):
+        load_corpus(str(f))
+
+
+def test_unsupported_gz_suffix(tmp_path):
+    f = tmp_path / 'c.csv.gz'
+    f.write_bytes(gzip.compress(b'text\nx\n'))
+    with pytest.raises(ValueError, match=r'unsupported type.*\.txt\.gz'):
+        load_corpus(str(f))
+
+
+# ---- the Japanese documentation corpus (data/docs_ja, built by data/build_docs_ja.py) ------
+def test_docs_ja_names():
+    sources = [n for n in NAMED_DATAS if n.startswith('docs_ja_')]
+    assert len(sources) >= 7 and 'docs_ja_libreoffice' in sources and 'docs_ja_gimp' in sources
+    assert NAMED_DATAS['docs_ja'] == [f for n in sources for f in NAMED_DATAS[n]]
+    for name in ['docs_ja', *sources]:
+        check_data_name(name)
+        assert all(p.is_file() and p.name.endswith('.txt.gz') for p in data_files(name))
+    assert data_cache_name('docs_ja_gimp') == 'docs_ja_gimp'
+
+
+def test_docs_ja_loads():
+    ds = load_corpus('docs_ja')
+    assert len(ds) > 1000
+    text = '\n'.join(ds['text'][:50])
+    assert sum(1 for ch in text if '\u3041' <= ch <= '\u30ff') > len(text) / 4  # kana
+    small = load_corpus('docs_ja_kicad')
+    assert 0 < len(small) < len(ds) and small['text'][0] in ds['text']
+
+
+def test_tokenizer_command_takes_gz_paths_and_names(tmp_path, capsys):
+    from pretrain.__main__ import main
+    f = tmp_path / 'c.txt.gz'
+    f.write_bytes(gzip.compress(('the cat sat on the mat.\nthe dog sat too.\n\n' * 20).encode()))
+    assert main(['tokenizer', '--datas', str(f), 'docs_ja_kicad', '--out', str(tmp_path / 'tok'), '--vocab_size', '300']) == 0
+    assert 'saved to' in capsys.readouterr().out
+    assert (tmp_path / 'tok' / 'tokenizer.json').is_file()
 
 
 def test_hub_datasets_by_name(monkeypatch):
