@@ -21,12 +21,12 @@ import datasets
 import numpy as np
 import torch
 from fastai.callback.core import Callback
-from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 
 from .config import REPO_ROOT, get_config
 from .get_dataloaders import get_dataloader
 from .mask_tokens import mask_tokens, never_masked
+from .progress import replace_progress
 from .train import build_learner, resolve_precision, set_seed
 
 # dense bf16 tensor-core peaks (FLOP/s), for MFU
@@ -111,7 +111,7 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         dset = synthetic_examples(c.bs * (warmup + steps), c.max_length, vocab_size, c.seed)
         set_seed(c.seed)
         learn = build_learner(c, DataLoaders(get_dataloader(c, tok, dset), path='.'), tok)
-        learn.remove_cb(ProgressCallback)
+        replace_progress(learn, 'off')  # the figures are the output
         timer = StepTimer(warmup)
         learn.add_cb(timer)
         ids = torch.from_numpy(np.array(dset[:c.bs]['input_ids'], dtype=np.int64)).to(c.device)

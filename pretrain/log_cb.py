@@ -19,13 +19,15 @@ class CSVLogger(Callback):
     `wandb_run`, logs the same values there (fastai's WandbCallback would sync every step).
 
     Needs `ELECTRALoss` (its `last_losses`) and `ELECTRAModel`'s outputs in `learn.pred`;
-    `disc_acc` is the discriminator's accuracy over non-pad tokens.
+    `disc_acc` is the discriminator's accuracy over non-pad tokens. `last_row`: the latest row
+    written, as a dict of `COLUMNS` (None before the first), for displays that must not read
+    the device themselves (`StepProgress`).
     """
     order = 55
 
     def __init__(self, path: str | Path, log_every: int = 10, wandb_run=None):
         self.path, self.log_every, self.wandb_run = Path(path), log_every, wandb_run
-        self.resumed = None
+        self.resumed, self.last_row = None, None
 
     def state_dict(self) -> dict:
         """The running sums, so a resumed run writes the same rows as an uninterrupted one."""
@@ -38,7 +40,7 @@ class CSVLogger(Callback):
         # when resuming, ResumeCallback (order -5) has already restored train_iter
         start_csv(self.path, COLUMNS, optimizer_step(self.learn) if self.resumed is not None else None)
         self.sums, self.n = (self.resumed['sums'], self.resumed['n']) if self.resumed is not None else (None, 0)
-        self.resumed = None
+        self.resumed, self.last_row = None, None
 
     def after_batch(self) -> None:
         if not self.training or self.learn.loss_func.last_losses is None:
@@ -64,6 +66,7 @@ class CSVLogger(Callback):
         step = optimizer_step(self.learn)
         with self.path.open('a', newline='') as f:
             csv.writer(f).writerow([step, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
+        self.last_row = dict(zip(COLUMNS, (step, gen, disc, loss, lr, acc)))
         if self.wandb_run is not None:
             self.wandb_run.log(dict(zip(COLUMNS[1:], (gen, disc, loss, lr, acc))), step=step)
         self.sums, self.n = None, 0

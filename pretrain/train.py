@@ -8,7 +8,6 @@ import datasets
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
-from fastai.callback.progress import ProgressCallback
 from fastai.callback.training import GradientAccumulation
 from fastai.learner import Learner
 
@@ -28,6 +27,7 @@ from .masked_lm_cb import MaskedLMCallback
 from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
 from .optim import get_optim
 from .plot import plot_run
+from .progress import replace_progress
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer, vocab_hash
 from .validation_cb import HeldOutEval, split_validation
@@ -117,8 +117,9 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                   rank: int = 0, valid_dset: datasets.Dataset | None = None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
     masking, exact step count with checkpoints, CSV log (rank 0), held-out metrics (with a
-    `valid_dset`), non-finite guard, mixed precision, clipping, schedule (added to the learner,
-    so `learn.fit` needs no extra cbs)."""
+    `valid_dset`), non-finite guard, mixed precision, clipping, schedule, and `StepProgress`
+    instead of fastai's per-epoch bars (all added to the learner, so `learn.fit` needs no extra
+    cbs)."""
     device = check_device(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
     mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
@@ -150,8 +151,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     elif precision == 'bf16':
         learn.to_bf16()
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
-    if rank:
-        learn.remove_cb(ProgressCallback)
+    replace_progress(learn, 'off' if rank else None)  # one line in optimizer steps, on rank 0 only
     if c.get('compile'):
         # the forward as one graph (fullgraph: a graph break is an error, not a silent slowdown)
         learn.model.forward = torch.compile(learn.model.forward, fullgraph=True, dynamic=False)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pretrain.config import get_config
-from pretrain.log_cb import read_log
+from pretrain.log_cb import CSVLogger, read_log
 from pretrain.train import pretrain
 
 
@@ -24,9 +24,11 @@ def test_wandb_gets_the_csv_rows(tmp_path, monkeypatch):
     monkeypatch.setattr('pretrain.train.wandb_run', lambda c: run)
     c = get_config('tiny', steps=6, bs=16, num_workers=0, num_proc=1, log_every=3, device='cpu', save_points=[],
                    data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
-    pretrain(c)
+    learn = pretrain(c)
     rows = read_log(Path(c.checkpoint_dir) / f'{c.run_name}.csv')
     assert [step for step, _ in run.logged] == [r['step'] for r in rows] == [3, 6]
+    last = next(cb for cb in learn.cbs if isinstance(cb, CSVLogger)).last_row  # what StepProgress shows
+    assert last['step'] == 6 and all(math.isclose(last[k], rows[-1][k], rel_tol=1e-5, abs_tol=1e-6) for k in rows[-1])
     for (_, values), row in zip(run.logged, rows):
         assert all(math.isclose(values[k], row[k], rel_tol=1e-5, abs_tol=1e-6) for k in values)
     assert run.finished

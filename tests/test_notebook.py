@@ -4,8 +4,14 @@ from conftest import run_notebook
 
 
 def test_pretrain_notebook_runs_top_to_bottom(tmp_path):
-    _, outputs = run_notebook('Pretrain.ipynb', (
+    nb, outputs = run_notebook('Pretrain.ipynb', (
         f"c.steps = 16; c.bs = 16; c.num_workers = 0; c.log_every = 4\n"
         f"c.data_dir = {str(tmp_path / 'data')!r}; c.checkpoint_dir = {str(tmp_path / 'ckpt' / 'pretrain')!r}"))
     assert 'vanilla_11081_100.0%.pth' in outputs
     assert (tmp_path / 'ckpt' / 'pretrain' / 'vanilla_11081.csv').exists()
+    # the training cell shows StepProgress's notebook bar (updated in place), no fastai epoch table
+    train = next(cell for cell in nb.cells if cell.cell_type == 'code' and 'learn.fit(' in cell.source)
+    bars = [o for o in train.outputs if o.output_type == 'display_data']
+    assert len(bars) == 1 and bars[0].data['text/plain'].startswith('step 16/16 (100%)')
+    assert '<progress value="16" max="16"' in bars[0].data['text/html']
+    assert 'epoch' not in ''.join(o.get('text', '') for o in train.outputs).lower()

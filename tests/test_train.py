@@ -5,20 +5,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 
 from pretrain._utils.run_steps import RunSteps
 from pretrain.get_dataloaders import get_dataloader
 from pretrain.log_cb import COLUMNS, read_log
 from pretrain.masked_lm_cb import MaskedLMCallback
+from pretrain.progress import replace_progress
 from pretrain.scheduler import StepScheduler, lr_at
 from pretrain.train import build_learner, preprocess, pretrain, resolve_precision, set_seed
 
 
 def quiet(learn):
-    learn.remove_cb(ProgressCallback)
-    return learn
+    return replace_progress(learn, 'off')
 
 
 @pytest.fixture(scope='module')
