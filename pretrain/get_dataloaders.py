@@ -99,8 +99,13 @@ class ElectraDataLoader(DataLoader):
 def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world_size: int = 1) -> ElectraDataLoader:
     """The training loader of the config: `c.bs` examples per optimizer step over all
     `world_size` processes and `c.grad_accum` micro-batches, `c.num_workers` worker processes,
-    shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA."""
+    shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA. The last partial batch of
+    an epoch is dropped: Google trains on fixed-size batches, and with static shapes every step
+    then has one shape (a compiled step never recompiles)."""
+    if len(dset) // world_size < c.bs // world_size:
+        raise ValueError(f"the corpus gives fewer examples ({len(dset)}) than one batch (bs={c.bs}); "
+                         f"use a smaller bs or a bigger corpus")
     return ElectraDataLoader(dset, bs=c.bs // (world_size * c.get('grad_accum', 1)), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
                              pad_to_max_length=c.get('pad_to_max_length') or bool(c.get('static_shapes')), shuffle=True,
-                             num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
+                             drop_last=True, num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
                              pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))

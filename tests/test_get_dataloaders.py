@@ -123,6 +123,18 @@ def test_drop_last(dset):
     assert len(set(epoch_rows(dl))) == 20
 
 
+def test_training_loader_has_one_batch_shape(dset):
+    """The run's loader drops the last partial batch (Google's fixed-size batches): with static
+    shapes every step is (bs, max_length), so a compiled step never recompiles."""
+    from pretrain.config import get_config
+    tok = type('Tok', (), {'pad_token_id': PAD})()
+    c = get_config('tiny', bs=5, max_length=16, num_workers=0, static_shapes=True, device='cpu')
+    shapes = {tuple(xb.shape) for xb, _ in get_dataloader(c, tok, dset)}
+    assert shapes == {(5, 16)}
+    with pytest.raises(ValueError, match='fewer examples .* than one batch'):
+        get_dataloader(get_config('tiny', bs=32, num_workers=0, device='cpu'), tok, dset)
+
+
 def test_shuffle_reproducible_with_seed(dset):
     a = ElectraDataLoader(dset, bs=5, pad_idx=PAD, seed=42)
     b = ElectraDataLoader(dset, bs=5, pad_idx=PAD, seed=42)
@@ -231,11 +243,11 @@ def test_get_dataloader_from_config(tiny_config, tokenizer, sample_examples):
     assert dl.shuffle and not dl.pad_to_max_length
     n = 0
     for xb, sa in dl:
-        assert xb.dtype == torch.int64 and xb.shape[0] <= 8 and xb.shape[1] <= c.max_length
+        assert xb.dtype == torch.int64 and xb.shape[0] == 8 and xb.shape[1] <= c.max_length
         assert (xb[:, 0] == tokenizer.cls_token_id).all()
         assert ((sa >= 3) & (sa <= xb.shape[1])).all()
         n += len(xb)
-    assert n == len(sample_examples)
+    assert n == len(sample_examples) // 8 * 8  # the last partial batch is dropped
     # shuffled with a RNG seeded from c.seed: the same config gives the same order
     first = [x.tolist() for x, _ in get_dataloader(c, tokenizer, sample_examples)]
     assert first == [x.tolist() for x, _ in get_dataloader(c, tokenizer, sample_examples)]
