@@ -23,7 +23,9 @@ from .mask_tokens import mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 
-VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc']
+# replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original"
+VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
+                 'replaced_rate']
 
 
 def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -202,7 +204,7 @@ class HeldOutEval(Callback):
                 'gen_acc': acc_sum / n_masked if n_masked else math.nan,
                 'disc_acc': disc_accuracy(logits, replaced).item(),
                 'disc_precision': precision.item(), 'disc_recall': recall.item(),
-                'disc_auc': disc_auc(logits, replaced)}
+                'disc_auc': disc_auc(logits, replaced), 'replaced_rate': replaced.float().mean().item()}
 
     def write_row(self, step: int, metrics: dict[str, float]) -> None:
         with self.csv_path.open('a', newline='') as f:

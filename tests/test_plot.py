@@ -35,7 +35,7 @@ def assert_png(path: Path) -> None:
 def test_plot_training_and_held_out_curves(tmp_path):
     csv = train_log(tmp_path)
     write_csv(tmp_path / 'run_1_valid.csv', VALID_COLUMNS,
-              [[50, 7.5, 0.6, 0.05, 0.85, 'nan', 0.0, 0.6], [100, 7.0, 0.5, 0.1, 0.87, 0.4, 0.1, 0.7]])
+              [[50, 7.5, 0.6, 0.05, 0.85, 'nan', 0.0, 0.6, 0.12], [100, 7.0, 0.5, 0.1, 0.87, 0.4, 0.1, 0.7, 0.11]])
     out = plot_run(tmp_path)  # the directory: its one training log
     assert out == csv.with_suffix('.png')
     assert_png(out)

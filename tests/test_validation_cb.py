@@ -61,6 +61,8 @@ def test_rows_every_n_steps_and_at_the_end(runs):
         for key in ('gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc'):
             assert math.isnan(r[key]) or 0 <= r[key] <= 1, (key, r[key])
         assert 0 <= r['disc_auc'] <= 1  # both classes are present in 16 examples
+        # accuracy of "all original" is 1 - replaced_rate; ELECTRA replaces ~15% * 85% of tokens at most
+        assert 0 < r['replaced_rate'] < 0.15
     # an untrained generator's loss is about log(vocab size)
     assert rows[0]['gen_loss'] == pytest.approx(math.log(cb.vocab_size), rel=0.2)
 
