@@ -16,7 +16,7 @@ from typing import Any
 from .config import DEFAULTS, get_config
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
-SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump', 'pretrain.plot', 'pretrain.inspect']
+SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump', 'pretrain.plot', 'pretrain.inspect', 'pretrain.demo']
 
 
 def parse_value(text: str) -> Any:

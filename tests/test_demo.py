@@ -1,0 +1,56 @@
+"""`python -m pretrain demo`: pre-training, held-out metrics and fine-tuning against random init
+in one command, on the shipped corpus and task."""
+import json
+
+import pytest
+
+from pretrain.__main__ import main
+from pretrain.demo import DEMO_TASK, demo_config, run_demo
+
+
+def small_task(tmp_path, n_train=48, n_dev=24):
+    """The first rows of the shipped demo task; dev keeps only labels that train has."""
+    from pretrain.config import repo_path
+    d = tmp_path / 'task'
+    d.mkdir()
+    train = repo_path(DEMO_TASK + '/train.tsv').read_text(encoding='utf-8').splitlines()
+    dev = repo_path(DEMO_TASK + '/dev.tsv').read_text(encoding='utf-8').splitlines()
+    labels = {line.rsplit('\t', 1)[1] for line in train[1:n_train + 1]}
+    (d / 'train.tsv').write_text('\n'.join(train[:n_train + 1]) + '\n', encoding='utf-8')
+    dev_rows = [line for line in dev[1:] if line.rsplit('\t', 1)[1] in labels][:n_dev]
+    (d / 'dev.tsv').write_text('\n'.join([dev[0], *dev_rows]) + '\n', encoding='utf-8')
+    return d
+
+
+def test_demo_command_end_to_end(tmp_path, capsys):
+    task = small_task(tmp_path)
+    code = main(['demo', '--size', 'tiny', '--datas', 'docs_ja_kicad', '--steps', '6', '--bs', '8', '--valid_size', '16',
+                 '--num_workers', '0', '--num_proc', '1', '--device', 'cpu', '--plot', 'false',
+                 '--data_dir', str(tmp_path / 'data'), '--checkpoint_dir', str(tmp_path / 'ckpt'),
+                 '--task', str(task), '--seeds', '1', '--epochs', '1', '--quiet'])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert 'discriminator ROC-AUC' in out and 'pre-trained' in out and 'random init' in out and 'gain' in out
+    result = json.loads((tmp_path / 'ckpt' / 'demo_11081_demo.json').read_text())
+    assert result['steps'] == 6 and result['task'] == 'task' and result['n_train'] == 48
+    assert 0 <= result['held_out']['disc_auc'] <= 1 and 0 < result['held_out']['replaced_rate'] < 0.15
+    for init in ('pretrained', 'random'):
+        assert len(result[init]['runs']) == 1 and 0 <= result[init]['mean'] <= 1
+
+
+def test_demo_defaults_are_the_shipped_corpus_and_tokenizer():
+    c = demo_config('tiny')
+    assert c.datas == ['docs_ja'] and c.tokenizer == 'data/docs_ja/tokenizer' and c.valid_size
+    assert demo_config('tiny', datas=['sample'], valid_size=10).datas == ['sample']
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--task', '/no/such/task'], "error: task directory '/no/such/task' must hold train.tsv and dev.tsv"),
+    (['--valid_size', '0'], 'error: valid_size must be a positive count or a fraction'),
+    (['--seeds', '0'], 'error: seeds and epochs must be at least 1'),
+])
+def test_bad_demo_inputs_fail_before_training(args, message, capsys, tmp_path):
+    code = main(['demo', '--size', 'tiny', '--device', 'cpu', '--checkpoint_dir', str(tmp_path / 'ckpt'), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(message) and '\n' not in err
+    assert not (tmp_path / 'ckpt').exists()  # nothing trained
