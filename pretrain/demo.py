@@ -68,7 +68,8 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     held_out = read_valid_log(valid_csv_path(run_dir / f'{c.run_name}.csv'))[-1]
 
     start = time.time()
-    settings = FinetuneSettings(epochs=epochs, seeds=list(range(seeds)), device=str(c.device))
+    # fine-tune at the pre-training length: longer inputs would reach untrained position embeddings
+    settings = FinetuneSettings(epochs=epochs, seeds=list(range(seeds)), device=str(c.device), max_length=c.max_length)
     ft = finetune(run_dir / f'{c.run_name}_export' / 'discriminator', [task], settings, compare_random=True,
                   verbose=verbose)['tasks'][task.name]
     result = {'run_name': c.run_name, 'size': c.size, 'steps': c.steps, 'datas': c.datas, 'device': str(c.device),

@@ -52,7 +52,7 @@ def test_overrides_win_over_size_values():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(size='huge'), "unknown size 'huge'; allowed: 'tiny', 'small', 'base', 'large'"),
+    (dict(size='huge'), "unknown size 'huge'; allowed: 'tiny', 'mini', 'small', 'base', 'large'"),
     (dict(sampling='argmax'), "unknown sampling 'argmax'; allowed: 'fp32_gumbel'"),
     (dict(schedule='cosine'), "unknown schedule 'cosine'; allowed: 'original_linear'"),
     (dict(logger='neptune'), "unknown logger 'neptune'; allowed: 'wandb', None, False"),
@@ -82,7 +82,7 @@ def test_bad_values_raise_one_clear_error(kwargs, message):
         get_config(size, **kwargs)
 
 
-@pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
+@pytest.mark.parametrize('size', ['tiny', 'mini', 'small', 'base', 'large'])
 def test_model_configs_are_built_locally(size, tokenizer):
     c = get_config(size)
     disc, gen = electra_configs(c, tokenizer)

@@ -22,6 +22,26 @@ def small_task(tmp_path, n_train=48, n_dev=24):
     return d
 
 
+def test_the_recipe_learns(tmp_path):
+    """150 tiny steps on the shipped LibreOffice help: the discriminator ranks replaced tokens far
+    above chance on held-out examples and the generator beats chance (1/8000) at masked positions.
+    Measured: AUC 0.92, generator accuracy 0.048. Broken on purpose while writing this test: no
+    discriminator loss (weights 1, 0) gave AUC 0.70; a learning rate of 1e-9 gave 0.48 and accuracy 0."""
+    from pretrain.config import get_config
+    from pretrain.train import pretrain
+    from pretrain.validation_cb import read_valid_log, valid_csv_path
+    c = get_config('tiny', datas=['docs_ja_libreoffice'], tokenizer='data/docs_ja/tokenizer', steps=150,
+                   warmup_steps=15, valid_size=200, eval_every=150, num_workers=0, num_proc=1, device='cpu',
+                   export=False, plot=False, save_points=[], data_dir=str(tmp_path / 'data'),
+                   checkpoint_dir=str(tmp_path / 'ckpt'))
+    assert c.lr == 5e-4 and c.adam_bias_correction  # the tiny recipe as shipped
+    pretrain(c)
+    final = read_valid_log(valid_csv_path(tmp_path / 'ckpt' / f'{c.run_name}.csv'))[-1]
+    assert final['step'] == 150
+    assert final['disc_auc'] > 0.85, final
+    assert final['gen_acc'] > 0.02, final
+
+
 def test_demo_command_end_to_end(tmp_path, capsys):
     task = small_task(tmp_path)
     code = main(['demo', '--size', 'tiny', '--datas', 'docs_ja_kicad', '--steps', '6', '--bs', '8', '--valid_size', '16',

@@ -5,7 +5,7 @@ from pretrain.__main__ import main, parse_value
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--size', 'huge'], "error: unknown size 'huge'; allowed: 'tiny', 'small', 'base', 'large'"),
+    (['--size', 'huge'], "error: unknown size 'huge'; allowed: 'tiny', 'mini', 'small', 'base', 'large'"),
     (['--size', 'tiny', '--datas', 'nope.txt'], "error: data file 'nope.txt' does not exist"),
     (['--size', 'tiny', '--tokenizer', '/no/such/dir', '--device', 'cpu'], "error: tokenizer directory '/no/such/dir' does not exist"),
     (['--size', 'tiny', '--device', 'cpu', '--resume', '/no/such.pth', '--num_workers', '0'],

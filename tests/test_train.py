@@ -79,10 +79,10 @@ def test_same_seed_same_losses(tmp_path):
 
 @pytest.mark.parametrize('debias', [None, False])
 def test_short_runs_keep_weights_near_their_initial_scale(tmp_path, debias):
-    """30 steps with a 30-step warm-up: Adam without bias correction inflates the first updates
+    """30 steps at lr 2e-3 (the earlier tiny recipe) with a 30-step warm-up: Adam without bias correction inflates the first updates
     (x6.5 at step 10), which grow the word embeddings; the short recipe's default debiases."""
     from pretrain.config import get_config
-    c = get_config('tiny', steps=30, bs=16, num_workers=0, num_proc=1, device='cpu', export=False, plot=False,
+    c = get_config('tiny', steps=30, bs=16, lr=2e-3, num_workers=0, num_proc=1, device='cpu', export=False, plot=False,
                    save_points=[], adam_bias_correction=debias, data_dir=str(tmp_path / 'data'),
                    checkpoint_dir=str(tmp_path / 'checkpoints'))
     emb = pretrain(c).model.discriminator.electra.embeddings.word_embeddings.weight
