@@ -21,15 +21,16 @@ from .config import MyConfig, get_config, repo_path
 
 # What the demo changes from `get_config(size)`: the shipped corpus and its tokenizer, a held-out
 # slice, and no intermediate checkpoints (the run is short; the export is what is fine-tuned).
-DEMO_CONFIG: dict[str, Any] = dict(datas=['docs_ja'], tokenizer='data/docs_ja/tokenizer', base_run_name='demo',
-                                   valid_size=500, save_points=[1.0])
+DEMO_CONFIG: dict[str, Any] = dict(datas=['docs_ja'], tokenizer='data/docs_ja/tokenizer', valid_size=500,
+                                   save_points=[1.0])
 DEMO_TASK = 'data/tasks/libreoffice_module'
 FINETUNE_EPOCHS = 3  # ELECTRA's fine-tuning recipe
 
 
 def demo_config(size: str = 'tiny', **overrides: Any) -> MyConfig:
-    """`get_config(size)` with the demo's corpus, tokenizer and held-out slice, then `overrides`."""
-    return get_config(size, **{**DEMO_CONFIG, **overrides})
+    """`get_config(size)` with the demo's corpus, tokenizer and held-out slice, then `overrides`;
+    runs are named `demo_{size}_{seed}`, so the demos of two sizes keep their own files."""
+    return get_config(size, **{**DEMO_CONFIG, 'base_run_name': f'demo_{size}', **overrides})
 
 
 def _task_files(task_dir: str | Path) -> tuple[Path, Path]:

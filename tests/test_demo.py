@@ -51,7 +51,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert 'discriminator ROC-AUC' in out and 'pre-trained' in out and 'random init' in out and 'gain' in out
-    result = json.loads((tmp_path / 'ckpt' / 'demo_11081_demo.json').read_text())
+    result = json.loads((tmp_path / 'ckpt' / 'demo_tiny_11081_demo.json').read_text())
     assert result['steps'] == 6 and result['task'] == 'task' and result['n_train'] == 48
     assert 0 <= result['held_out']['disc_auc'] <= 1 and 0 < result['held_out']['replaced_rate'] < 0.15
     for init in ('pretrained', 'random'):
@@ -61,6 +61,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
 def test_demo_defaults_are_the_shipped_corpus_and_tokenizer():
     c = demo_config('tiny')
     assert c.datas == ['docs_ja'] and c.tokenizer == 'data/docs_ja/tokenizer' and c.valid_size
+    assert (c.run_name, demo_config('mini').run_name) == ('demo_tiny_11081', 'demo_mini_11081')
     assert demo_config('tiny', datas=['sample'], valid_size=10).datas == ['sample']
 
 
