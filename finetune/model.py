@@ -3,32 +3,15 @@ on the [CLS] hidden state; layer-wise learning-rate decay; Adam without bias cor
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from fastai.optimizer import OptimWrapper
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
-from transformers.utils import logging as hf_logging
 
+from _utils.quiet_transformers import quiet_transformers
 from pretrain.optim import ElectraAdam
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report and progress bars (an ElectraForPreTraining directory
-    loaded as an encoder always has 'unexpected' head weights; we check what matters ourselves)."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

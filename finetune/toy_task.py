@@ -90,7 +90,7 @@ def write_standin_model(out_dir: str | Path, tokenizer_dir: str | Path = 'data/s
     from pretrain.config import electra_configs, get_config
     from pretrain.tokenizer import load_tokenizer
 
-    from .model import quiet_transformers
+    from _utils.quiet_transformers import quiet_transformers
     tokenizer = load_tokenizer(tokenizer_dir)
     torch.manual_seed(seed)
     model = ElectraForPreTraining(electra_configs(get_config('tiny'), tokenizer)[0])

@@ -14,7 +14,6 @@ one-line `ValueError`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import textwrap
@@ -25,7 +24,8 @@ from typing import Any
 
 import torch
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
-from transformers.utils import logging as hf_logging
+
+from _utils.quiet_transformers import quiet_transformers
 
 from .checkpoint import checkpoints_of, load_checkpoint
 from .config import repo_path
@@ -114,7 +114,7 @@ def _hf_model(d: Path, name: str):
         raise ValueError(f"{d} holds no model (no config.json); pass an export or a Hugging Face model directory")
     cls = MODEL_CLASSES[name]
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model, info = cls.from_pretrained(str(d), local_files_only=True, output_loading_info=True)
     except Exception as e:  # OSError (no weights), a safetensors error (damaged), ValueError (another model type)
         lines = str(e).strip().splitlines() or [type(e).__name__]
@@ -123,20 +123,6 @@ def _hf_model(d: Path, name: str):
         raise ValueError(f"the weights in {d} are not an ELECTRA {name} ({cls.__name__} lacks "
                          f"{len(info['missing_keys'])} of them, e.g. {info['missing_keys'][0]})")
     return model.eval()
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """No loading progress bars or warnings from transformers (problems are checked and reported here)."""
-    bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bar:
-            hf_logging.enable_progress_bar()
 
 
 def _export_run(d: Path) -> tuple[str | None, list[Path]]:
