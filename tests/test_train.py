@@ -105,6 +105,9 @@ def test_masked_lm_callback_feeds_the_electra_model(tiny_config, tokenizer):
     assert torch.equal(sentA2, sentA) and learn.yb[0] is labels
     assert torch.equal(labels[is_mlm], input_ids[is_mlm]) and (labels[~is_mlm] == -100).all()
     assert set(masked[is_mlm].unique().tolist()) - set(input_ids[is_mlm].tolist()) <= {tokenizer.mask_token_id}
+    # the generator sees [MASK] at most chosen positions (85%), the rest of the row unchanged
+    assert (masked[is_mlm] == tokenizer.mask_token_id).float().mean() > 0.6
+    assert torch.equal(masked[~is_mlm], input_ids[~is_mlm])
 
 
 def test_run_steps_rejects_bad_save_points():
