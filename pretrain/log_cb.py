@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from fastai.callback.core import Callback
+from fastai.learner import AvgSmoothLoss, Recorder
 
 from ._utils.steps import at_step_boundary, optimizer_step
 
@@ -88,3 +89,42 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
     """The rows of a training CSV as dicts of floats."""
     with Path(path).open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+class DeviceSmoothLoss(AvgSmoothLoss):
+    """fastai's exponentially smoothed loss, kept on the loss's device (fastai's copies the loss
+    to the host at every step)."""
+
+    def accumulate(self, learn) -> None:
+        self.count += 1
+        loss = learn.loss.mean().detach()
+        self.val = torch.lerp(loss, self.val.to(loss.device, loss.dtype), self.beta)
+
+
+class StepRecorder(Recorder):
+    """fastai's `Recorder` (`learn.recorder`: metric names, the per-epoch log, validation
+    metrics) without its per-step work: no host copy of the loss and no per-step `lrs`/`losses`
+    lists, which grow by a tensor per step (a million over a long run). `CSVLogger` keeps the
+    curves; `learn.smooth_loss` stays a device tensor, read only at the end of an epoch."""
+
+    @property
+    def name(self) -> str:
+        return 'recorder'  # replaces fastai's as `learn.recorder`
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.smooth_loss = DeviceSmoothLoss(beta=self.smooth_loss.beta)
+
+    def after_batch(self) -> None:
+        if not self.training:
+            return super().after_batch()  # validation metrics, if a user validates
+        if len(self.yb):
+            self.smooth_loss.accumulate(self.learn)
+            self.learn.smooth_loss = self.smooth_loss.value
+
+
+def replace_recorder(learn):
+    """Swap fastai's `Recorder` for `StepRecorder`; returns `learn`."""
+    learn.remove_cb(Recorder)
+    learn.add_cb(StepRecorder())
+    return learn

@@ -21,7 +21,7 @@ from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
 from .get_dataloaders import get_dataloader
 from .health import StopOnNonFinite
-from .log_cb import CSVLogger
+from .log_cb import CSVLogger, replace_recorder
 from .mask_tokens import never_masked
 from .masked_lm_cb import MaskedLMCallback
 from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
@@ -152,6 +152,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
         learn.to_bf16()
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
     replace_progress(learn, 'off' if rank else None)  # one line in optimizer steps, on rank 0 only
+    replace_recorder(learn)  # fastai's Recorder copies the loss to the host every step
     if c.get('compile'):
         # the forward as one graph (fullgraph: a graph break is an error, not a silent slowdown)
         learn.model.forward = torch.compile(learn.model.forward, fullgraph=True, dynamic=False)

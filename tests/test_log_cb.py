@@ -2,6 +2,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from pretrain.config import get_config
 from pretrain.log_cb import CSVLogger, read_log
@@ -49,3 +50,42 @@ def test_wandb_offline_needs_no_network(tmp_path, monkeypatch):
 def test_unknown_wandb_mode():
     with pytest.raises(ValueError, match="unknown wandb_mode 'cloud'"):
         get_config('tiny', wandb_mode='cloud')
+
+
+def test_recorder_reads_the_device_only_at_log_steps(tiny_config, tokenizer, monkeypatch):
+    """fastai's Recorder copies the loss to the host every step (`to_detach` -> `.cpu()`) and
+    keeps a tensor per step; the run's `StepRecorder` does neither: between log steps no
+    `.cpu()` or `.item()` happens at all."""
+    from fastai.callback.core import Callback
+    from fastai.data.core import DataLoaders
+
+    from pretrain.get_dataloaders import get_dataloader
+    from pretrain.log_cb import StepRecorder
+    from pretrain.train import build_learner, preprocess, set_seed
+    reads = []
+    for name in ('cpu', 'item'):
+        def counting(self, *args, _orig=getattr(torch.Tensor, name), **kwargs):
+            reads.append(1)
+            return _orig(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    c = tiny_config
+    c.steps, c.log_every = 8, 4
+    ds = preprocess(c, tokenizer)
+    set_seed(c.seed)
+    learn = build_learner(c, DataLoaders(get_dataloader(c, tokenizer, ds), path='.'), tokenizer)
+    assert isinstance(learn.recorder, StepRecorder)
+    per_step = []
+
+    class Mark(Callback):
+        order = 69  # after the other callbacks' after_batch, before RunSteps (70) ends the fit
+
+        def before_batch(self):
+            self.start = len(reads)
+
+        def after_batch(self):
+            per_step.append(len(reads) - self.start)
+    learn.add_cb(Mark())
+    learn.fit(9999)
+    assert len(per_step) == 8
+    assert [n for i, n in enumerate(per_step, 1) if i % 4] == [0] * 6, per_step
+    assert learn.recorder.losses == [] and learn.recorder.lrs == []
