@@ -29,8 +29,13 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys given as flags (those left out keep their defaults)."""
+    return {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+
+
 def config_from_args(args: argparse.Namespace):
-    return get_config(**{k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
+    return get_config(**config_overrides(args))
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -240,8 +240,8 @@ def _read_parquet_documents(path: Path) -> list[str]:
     return [one_document(t) for t in table.column('text').to_pylist() if t]
 
 
-READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents,
-           '.txt.gz': read_txt_documents, '.jsonl.gz': _read_jsonl_documents}
+# by corpus suffix without '.gz': the readers stream gzip files themselves
+READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents}
 
 
 def _load_saved_dataset(data: str, path: Path) -> datasets.Dataset:
@@ -274,7 +274,7 @@ def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
         return _load_saved_dataset(data, saved)
     docs: list[str] = []
     for f in data_files(data):
-        docs += [d for d in READERS[corpus_suffix(f)](f) if d.strip()]
+        docs += [d for d in READERS[corpus_suffix(f).removesuffix('.gz')](f) if d.strip()]
     if not docs:
         raise ValueError(f"data {data!r} holds no text: every document is empty")
     return datasets.Dataset.from_dict({'text': docs})

@@ -105,8 +105,8 @@ def demo_report(r: dict) -> str:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from .config import DEFAULTS
-    overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    from .__main__ import config_overrides
+    overrides = config_overrides(args)
     c = demo_config(overrides.pop('size', 'tiny'), **overrides)
     print(f'demo {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}, '
           f'then fine-tuning on {args.task} against random init')

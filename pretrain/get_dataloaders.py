@@ -102,7 +102,7 @@ def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world
     shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA. The last partial batch of
     an epoch is dropped: Google trains on fixed-size batches, and with static shapes every step
     then has one shape (a compiled step never recompiles)."""
-    if len(dset) // world_size < c.bs // world_size:
+    if len(dset) < c.bs:
         raise ValueError(f"the corpus gives fewer examples ({len(dset)}) than one batch (bs={c.bs}); "
                          f"use a smaller bs or a bigger corpus")
     return ElectraDataLoader(dset, bs=c.bs // (world_size * c.get('grad_accum', 1)), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
