@@ -57,7 +57,6 @@ class Source:
     # the licence of the documentation text, as the package's copyright file states it for the
     # files the pages are built from (read by hand; data/README.md quotes the stanzas)
     licence: str = ''
-    copyright: str = ''            # the package's copyright file, when it is not the usual one
 
 
 # In this order: a paragraph seen in an earlier source is a duplicate in a later one.
@@ -66,8 +65,8 @@ SOURCES: tuple[Source, ...] = (
            licence='MPL-2.0'),
     Source('gimp', 'gimp-help-ja', 'usr/share/gimp/2.0/help/ja', ('*.html',),
            # the licence text (English) and the index pages
-           exclude=('gfdl*.html', 'legal.html', 'gimp-help-index.html'), licence='GFDL-NIV-1.2+',
-           copyright='usr/share/doc/gimp-help-common/copyright'),  # in gimp-help-common; a link in gimp-help-ja
+           # its copyright file is a link into gimp-help-common, which the build does not read
+           exclude=('gfdl*.html', 'legal.html', 'gimp-help-index.html'), licence='GFDL-NIV-1.2+'),
     Source('debian_reference', 'debian-reference-ja', 'usr/share/debian-reference', ('*.ja.html',), licence='GPL-2+'),
     Source('debian_handbook', 'debian-handbook', 'usr/share/doc/debian-handbook/html/ja-JP', ('*.html',),
            licence='GPL-2.0+ or CC-BY-SA-3.0'),
@@ -256,7 +255,7 @@ def _ar_members(data: bytes, name: str) -> dict[str, bytes]:
             size = int(header[48:58].decode().strip())
         except ValueError:
             raise BuildError(f'{name}: damaged .deb (bad ar header at byte {i})') from None
-        members[header[:16].decode().strip().rstrip('/')] = data[i + 60:i + 60 + size]
+        members[header[:16].decode('ascii', 'replace').strip().rstrip('/')] = data[i + 60:i + 60 + size]
         i += 60 + size + size % 2
     return members
 
@@ -279,10 +278,9 @@ class Package:
     holding the extracted tree (`dpkg-deb -x PKG.deb DIR`)."""
 
     def __init__(self, package: str, deb: Path | None = None, tree: Path | None = None) -> None:
-        self.package, self.deb, self.tree = package, deb, tree
+        self.package, self.tree = package, tree
         self.version, self.sha256, self.size = 'unknown', None, None
         self.files: dict[str, bytes] = {}  # path inside the package -> contents (regular files only)
-        self.links: dict[str, str] = {}    # path -> symlink target
         if deb is not None:
             self._read_deb(deb)
 
@@ -300,9 +298,7 @@ class Package:
             with _tar_of(members, 'data', deb.name) as tar:
                 for m in tar:
                     path = m.name[2:] if m.name.startswith('./') else m.name.lstrip('/')
-                    if m.issym():
-                        self.links[path] = m.linkname
-                    elif m.isfile() and (path.endswith(('.html', '.htm')) or path.endswith('/copyright')):
+                    if m.isfile() and (path.endswith(('.html', '.htm')) or path.endswith('/copyright')):
                         self.files[path] = tar.extractfile(m).read()
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as e:
             raise BuildError(f'{deb.name}: damaged .deb ({e})') from None
@@ -631,8 +627,7 @@ def build(packages: dict[str, Package], data_dir: Path, sources: tuple[Source, .
 def licence_of(package: Package, source: Source) -> list[str]:
     """Every License: name of the package's machine-readable copyright file (all its stanzas,
     program sources included), in order; empty when the package does not hold the file."""
-    path = source.copyright or f'usr/share/doc/{source.package}/copyright'
-    data = package.read(path)
+    data = package.read(f'usr/share/doc/{source.package}/copyright')
     if data is None:
         return []
     return list(dict.fromkeys(m.strip() for m in re.findall(r'^License:\s*(.+)$', data.decode('utf-8', 'replace'), re.M)))

@@ -316,3 +316,9 @@ def test_shipped_dev_paragraphs_are_not_in_the_corpus():
         assert 2000 <= len(train) <= 4000 and 500 <= len(dev) <= 1000
         assert not {t for t, _ in dev} & corpus
         assert not {t for t, _ in dev} & {t for t, _ in train}
+
+
+def test_the_build_writes_the_corpora_that_corpus_names():
+    """`docs_ja` in pretrain/corpus.py names exactly the files this build writes, in its order."""
+    from pretrain.corpus import DOCS_JA_SOURCES
+    assert bd.SOURCE_NAMES == DOCS_JA_SOURCES
