@@ -34,13 +34,22 @@ def export(checkpoint: str | Path, out_dir: str | Path, tokenizer: str | Path | 
     vocabulary differs from the run's is refused. The directory appears complete or not at all.
     """
     state = load_checkpoint(checkpoint)
+    hf_tokenizer = checkpoint_tokenizer(state, tokenizer, Path(checkpoint).name)
+    return export_model(model_from_checkpoint(state, hf_tokenizer), hf_tokenizer, out_dir)
+
+
+def checkpoint_tokenizer(state: dict, tokenizer: str | Path | None, what: str, load=load_tokenizer):
+    """The tokenizer of a checkpoint's run (`config['tokenizer']`), or `tokenizer` if given,
+    loaded with `load`; one whose vocabulary is not the run's is refused (`what` names the
+    checkpoint in the errors)."""
     tok_path = tokenizer or (state.get('config') or {}).get('tokenizer')
     if not tok_path:
-        raise ValueError("the checkpoint does not name its tokenizer; pass one (--tokenizer DIR)")
-    hf_tokenizer = load_tokenizer(tok_path)
+        raise ValueError(f"{what} does not name its tokenizer; pass one with --tokenizer DIR")
+    hf_tokenizer = load(tok_path)
     if state.get('vocab') and state['vocab'] != vocab_hash(hf_tokenizer):
-        raise ValueError(f"tokenizer {str(tok_path)!r} is not the one the checkpoint was trained with")
-    return export_model(model_from_checkpoint(state, hf_tokenizer), hf_tokenizer, out_dir)
+        raise ValueError(f"tokenizer {str(tok_path)!r} has another vocabulary than the one {what} was trained with; "
+                         f"pass the run's tokenizer with --tokenizer DIR")
+    return hf_tokenizer
 
 
 def export_model(electra_model: ELECTRAModel, hf_tokenizer, out_dir: str | Path) -> Path:

@@ -29,10 +29,11 @@ from _utils.quiet_transformers import quiet_transformers
 
 from .checkpoint import checkpoints_of, load_checkpoint
 from .config import repo_path
-from .export import model_from_checkpoint
+from .export import checkpoint_tokenizer, model_from_checkpoint
 from .log_cb import COLUMNS
+from .mask_tokens import max_predictions_per_seq, never_masked
 from .plot import read_curves
-from .tokenizer import load_tokenizer, vocab_hash
+from .tokenizer import load_tokenizer
 from .validation_cb import VALID_COLUMNS, valid_csv_path
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
@@ -89,13 +90,7 @@ def _run_name_of(checkpoint: Path) -> str:
 def _from_checkpoint(p: Path, tokenizer) -> Loaded:
     state = load_checkpoint(p)  # a missing, foreign or truncated file: a ValueError
     config = dict(state.get('config') or {})
-    tok_path = tokenizer or config.get('tokenizer')
-    if not tok_path:
-        raise ValueError(f"{p} does not name its tokenizer; pass one with --tokenizer DIR")
-    hf_tokenizer = _tokenizer(tok_path, p)
-    if state.get('vocab') and state['vocab'] != vocab_hash(hf_tokenizer):
-        raise ValueError(f"tokenizer {str(tok_path)!r} has another vocabulary than the one {p.name} was trained with; "
-                         f"pass the run's tokenizer with --tokenizer DIR")
+    hf_tokenizer = checkpoint_tokenizer(state, tokenizer, p.name, load=lambda t: _tokenizer(t, p))
     try:
         model = model_from_checkpoint(state, hf_tokenizer)
     except ValueError:
@@ -237,12 +232,12 @@ def choose_mask(hf_tokenizer, ids: list[int], mask: list[int | str] | None, mask
     """Positions to mask: by default about `mask_prob` of the text's tokens, evenly spread
     (deterministic); else the given positions (0 is [CLS]) and tokens or words of the text."""
     tokens = hf_tokenizer.convert_ids_to_tokens(ids)
-    special = set(hf_tokenizer.all_special_ids)
+    special = set(never_masked(hf_tokenizer))  # as in training: [UNK] and [unusedN] may be masked
     candidates = [i for i in range(1, len(ids) - 1) if ids[i] not in special]
     if not candidates:
         raise ValueError("the text has no token that can be masked")
-    if not mask:
-        n = max(1, round(mask_prob * len(candidates)))
+    if not mask:  # Google's count for a row of this length, as in training
+        n = max(1, min(max_predictions_per_seq(mask_prob, len(ids)), len(candidates)))
         return [candidates[int((k + 0.5) * len(candidates) / n)] for k in range(n)]
     shown = ' '.join(f'{i}:{tokens[i]}' for i in candidates)
     chosen: set[int] = set()
@@ -436,8 +431,7 @@ def print_report(result: dict[str, Any]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    mask = [int(m) if m.isdigit() else m for m in args.mask] if args.mask else None
-    result = inspect_run(args.path, text=args.text, top_k=args.top_k, mask=mask, tokenizer=args.tokenizer,
+    result = inspect_run(args.path, text=args.text, top_k=args.top_k, mask=args.mask or None, tokenizer=args.tokenizer,
                          fill=args.fill, seed=args.seed)
     print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else format_report(result))
     return 0
