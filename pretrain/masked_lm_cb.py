@@ -35,7 +35,12 @@ class MaskedLMCallback(Callback):
         self.exact_count = pad_tok_id is not None if exact_count is None else exact_count
 
     def before_batch(self) -> None:
-        input_ids, sentA_lenths = self.xb
+        self.learn.xb, self.learn.yb = self.mask(*self.xb)
+
+    def mask(self, input_ids: torch.Tensor, sentA_lenths: torch.Tensor) -> tuple[tuple, tuple]:
+        """(xb, yb) of one clean batch, input_ids (B, L), sentA_lenths (B,): for ELECTRA
+        xb = (masked_inputs (B, L), sentA_lenths, is_mlm_applied (B, L) bool, labels (B, L)),
+        else (masked_inputs, sentA_lenths); yb = (labels,) with `ignore_index` where not masked."""
         max_length = self.max_length or input_ids.shape[1]
         if getattr(self, '_special', None) is None or self._special.device != input_ids.device:
             # built once per device: a host-to-device copy every step would be a sync
@@ -47,6 +52,5 @@ class MaskedLMCallback(Callback):
             pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
             max_predictions=max_predictions_per_seq(self.mlm_probability, max_length))
         if self.for_electra:
-            self.learn.xb, self.learn.yb = (masked_inputs, sentA_lenths, is_mlm_applied, labels), (labels,)
-        else:
-            self.learn.xb, self.learn.yb = (masked_inputs, sentA_lenths), (labels,)
+            return (masked_inputs, sentA_lenths, is_mlm_applied, labels), (labels,)
+        return (masked_inputs, sentA_lenths), (labels,)

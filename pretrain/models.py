@@ -154,6 +154,10 @@ class ELECTRALoss:
     Label smoothing (a float, or True for 0.1): for the generator, the usual smoothed
     cross-entropy; for the discriminator, original tokens get target `disc_label_smooth`.
     The last step's parts are kept detached in `last_losses` (generator, discriminator).
+
+    The means divide sums by `counts` (generator, discriminator): by default this batch's own
+    (`loss_counts`), made global over data-parallel ranks (`global_counts`); under gradient
+    accumulation the whole step's, given by `AccumulationMaskedLM` (pretrain/grad_accum.py).
     """
 
     def __init__(self, loss_weights: tuple[float, float] = (1.0, 50.0), gen_label_smooth: float | bool = False,
@@ -163,26 +167,40 @@ class ELECTRALoss:
         self.disc_label_smooth = 0.1 if disc_label_smooth is True else float(disc_label_smooth or 0.0)
         self.last_losses: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def __call__(self, pred, targ_ids: torch.Tensor) -> torch.Tensor:
+    def __call__(self, pred, targ_ids: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """pred: `ELECTRAModel`'s outputs; targ_ids (B, L) labels (-100 where not masked);
+        counts: (2,) float denominators, already global (None: this batch's). Returns the scalar loss."""
         mlm_gen_logits, generated, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
         if mlm_gen_logits.dim() == 3:  # static slots (B, N, V): weighted, no boolean indexing
             positions, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
             targets = targ_ids.gather(1, positions).clamp(min=0)
             gen_losses = F.cross_entropy(mlm_gen_logits.flatten(0, 1).float(), targets.flatten(),
                                          label_smoothing=self.gen_label_smooth, reduction='none') * used.flatten()
-            gen_count = used.sum()
+            n_slots = mlm_gen_logits.shape[1]
         else:
             gen_losses = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
                                          label_smoothing=self.gen_label_smooth, reduction='none')
-            gen_count = gen_losses.new_tensor(gen_losses.shape[0])
+            n_slots = None
         targets = is_replaced.float()
         if self.disc_label_smooth:
             targets = targets.masked_fill(~is_replaced, self.disc_label_smooth)
         disc_losses = F.binary_cross_entropy_with_logits(disc_logits.float(), targets, reduction='none') * non_pad
-        gen_count, disc_count = global_counts(torch.stack([gen_count.float(), non_pad.sum().float()]))
-        gen_loss, disc_loss = gen_losses.sum() / gen_count, disc_losses.sum() / disc_count
+        if counts is None:
+            counts = global_counts(loss_counts(is_mlm_applied, non_pad, n_slots))
+        gen_loss, disc_loss = gen_losses.sum() / counts[0], disc_losses.sum() / counts[1]
         self.last_losses = (gen_loss.detach(), disc_loss.detach())
         return gen_loss * self.loss_weights[0] + disc_loss * self.loss_weights[1]
+
+
+def loss_counts(is_mlm_applied: torch.Tensor, non_pad: torch.Tensor, n_slots: int | None = None) -> torch.Tensor:
+    """`ELECTRALoss`'s denominators for one batch, (2,) float: the masked positions the generator
+    is scored on and the non-pad tokens. is_mlm_applied, non_pad: (B, L) bool. With `n_slots`
+    (static shapes), only a row's first `n_slots` masked positions have a slot (`mask_slots`),
+    so only those count."""
+    per_row = is_mlm_applied.sum(1)
+    if n_slots is not None:
+        per_row = per_row.clamp(max=n_slots)
+    return torch.stack([per_row.sum(), non_pad.sum()]).float()
 
 
 def global_counts(counts: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
 from .get_dataloaders import get_dataloader
+from .grad_accum import AccumulationMaskedLM
 from .health import StopOnNonFinite
 from .log_cb import CSVLogger, replace_recorder
 from .mask_tokens import never_masked
@@ -122,12 +123,16 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     cbs)."""
     device = check_device(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
-    mlm_cb = MaskedLMCallback(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
-                              vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
-                              replace_prob=0.0 if c.electra_mask_style else 0.1,
-                              original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,
-                              pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                              exact_count=c.get('exact_mask_count', True))
+    mask_settings = dict(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
+                         vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
+                         replace_prob=0.0 if c.electra_mask_style else 0.1,
+                         original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,
+                         pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
+                         exact_count=c.get('exact_mask_count', True))
+    grad_accum = c.get('grad_accum', 1)
+    # with accumulation, a step's micro-batches are masked together so the loss divides by the
+    # whole step's counts: exact accumulation (pretrain/grad_accum.py)
+    mlm_cb = AccumulationMaskedLM(grad_accum, **mask_settings) if grad_accum > 1 else MaskedLMCallback(**mask_settings)
     checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
     cbs = [mlm_cb, RunSteps(c.steps, c.get('save_points'), c.run_name + '_{percent}', save_every=c.get('save_every'),
                             keep_last=c.get('keep_last'), rank=rank),
@@ -142,8 +147,8 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                                                               c.disc_smooth_label),
                     opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
     learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
-    learn.grad_accum = c.get('grad_accum', 1)  # steps are counted in optimizer steps (RunSteps.optimizer_step)
-    if learn.grad_accum > 1:  # loss / k per micro-batch; step and zero_grad every k batches
+    learn.grad_accum = grad_accum  # steps are counted in optimizer steps (RunSteps.optimizer_step)
+    if learn.grad_accum > 1:  # loss / k per micro-batch (normalised by AccumulationMaskedLM's counts); a step every k
         learn.add_cb(GradientAccumulation(n_acc=dls.train.bs * learn.grad_accum))
     precision = resolve_precision(c)
     if precision == 'fp16':

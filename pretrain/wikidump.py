@@ -3,8 +3,9 @@
 Reads `.xml`, `.xml.bz2`, multistream `.bz2` files (concatenated bz2 streams) and directories or
 globs of dump parts, one page at a time, so a whole Wikipedia never sits in memory. Keeps
 articles (namespace 0) that are not redirects and turns their wikitext into plain text with
-mwparserfromhell: one paragraph per line. `python -m pretrain wiki DUMP` writes the corpus that
-the data name 'wikipedia' loads.
+mwparserfromhell: one paragraph per line; where the wikitext is broken, the lines that keep raw
+markup are dropped and counted. `python -m pretrain wiki DUMP` writes the corpus that the data
+name 'wikipedia' loads.
 """
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ from mwparserfromhell.wikicode import Wikicode
 # config.REPO_ROOT, not imported: config pulls in torch, which spawned workers would load again
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the repository; what the name 'wikipedia' loads
-FORMAT_VERSION = 1  # bump when the cleaning changes: cached corpora are rebuilt
-COUNT_KEYS = ('pages', 'kept', 'redirects', 'other_namespaces', 'empty', 'parse_errors')
+FORMAT_VERSION = 2  # bump when the cleaning changes: cached corpora are rebuilt
+# the first six classify every page; broken_markup counts the pages (kept or empty) that lost
+# dropped_lines lines of markup residue
+COUNT_KEYS = ('pages', 'kept', 'redirects', 'other_namespaces', 'empty', 'parse_errors', 'broken_markup',
+              'dropped_lines')
 CHUNK_PAGES = 64   # pages per task sent to a worker process
 BATCH_ROWS = 1000  # documents per Arrow record batch
 
@@ -53,6 +57,12 @@ KEEP_TEMPLATES = {'lang': 2, '仮リンク': 1, 'nihongo': 1, 'ruby': 1}
 MAGIC_WORD_RE = re.compile(r'__[A-Z]+__')
 EMPTY_PARENS_RE = re.compile(r'\(\s*[,、;；:：]*\s*\)|（\s*[,、;；:：]*\s*）')
 SPACES_RE = re.compile(r'[ \t\r\f\v\xa0]+')
+# Markup left in the text: mwparserfromhell turns what it cannot parse (an unclosed {{template,
+# [[link, {| table or <ref>) into plain text, with all that follows it on the page (the
+# `| key = value` rows of an infobox, the `|` and `!` rows of a table). A line holding any of it
+# is dropped: wiki markup never reaches the corpus.
+RESIDUE_RE = re.compile(r'\{\{|\}\}|\[\[|\]\]|\{\||\|\}|^[|!]|</?(?:' + '|'.join(sorted(DROP_TAGS)) + r')\b[^>]*>',
+                        re.IGNORECASE)
 
 
 class DumpReadError(ValueError):
@@ -110,19 +120,27 @@ def _render(code: Wikicode) -> str:
     return ''.join(_node_text(node) for node in code.nodes)
 
 
-def wikitext_to_text(wikitext: str) -> str:
-    """Plain text of an article's wikitext: one paragraph (or list item, or heading) per line,
-    each stripped, no empty lines.
+def convert_wikitext(wikitext: str) -> tuple[str, int]:
+    """(plain text, lines dropped as markup residue) of an article's wikitext: one paragraph
+    (or list item, or heading) per line, each stripped, no empty lines.
 
     Drops templates (but keeps the text of a few inline ones such as {{lang}} and {{仮リンク}}),
     <ref>s and other non-prose tags, tables, comments, file/image/category links and
     interlanguage links; keeps link labels ([[target|label]] -> label, [[target]] -> target),
-    external link labels, heading text, the text of formatting tags and list items.
+    external link labels, heading text, the text of formatting tags and list items. Where the
+    markup is broken (unclosed `{{`, `[[`, `{|`, `<ref>`), the lines that keep raw markup are
+    dropped and counted (`RESIDUE_RE`); a well-formed page loses nothing.
     """
     text = _render(mwparserfromhell.parse(wikitext))
     text = EMPTY_PARENS_RE.sub('', MAGIC_WORD_RE.sub('', text))  # （） left by a removed template
-    lines = (SPACES_RE.sub(' ', line).strip() for line in text.split('\n'))
-    return '\n'.join(line for line in lines if line)
+    lines = [line for line in (SPACES_RE.sub(' ', line).strip() for line in text.split('\n')) if line]
+    clean = [line for line in lines if not RESIDUE_RE.search(line)]
+    return '\n'.join(clean), len(lines) - len(clean)
+
+
+def wikitext_to_text(wikitext: str) -> str:
+    """The plain text of `convert_wikitext`."""
+    return convert_wikitext(wikitext)[0]
 
 
 # ---- reading the dump ---------------------------------------------------------------------
@@ -224,20 +242,21 @@ def _skip_reason(page: dict[str, Any]) -> str | None:
     return None
 
 
-def convert_page(page: tuple[str, str, str]) -> tuple[str, dict[str, str] | None]:
-    """(status, document) for one (id, title, wikitext): status 'kept', 'empty' or 'parse_errors'.
-    Never raises: a page the converter fails on is counted, not fatal."""
+def convert_page(page: tuple[str, str, str]) -> tuple[str, dict[str, str] | None, int]:
+    """(status, document, lines dropped as markup residue) for one (id, title, wikitext): status
+    'kept', 'empty' or 'parse_errors'. Never raises: a page the converter fails on is counted,
+    not fatal."""
     page_id, title, wikitext = page
     try:
-        text = wikitext_to_text(wikitext)
+        text, dropped = convert_wikitext(wikitext)
     except Exception:  # any bug or pathological markup costs one page, not the whole dump
-        return 'parse_errors', None
+        return 'parse_errors', None, 0
     if not text:
-        return 'empty', None
-    return 'kept', {'id': page_id, 'title': title, 'text': text}
+        return 'empty', None, dropped
+    return 'kept', {'id': page_id, 'title': title, 'text': text}, dropped
 
 
-def _convert_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict[str, str] | None]]:
+def _convert_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict[str, str] | None, int]]:
     return [convert_page(page) for page in chunk]
 
 
@@ -311,8 +330,10 @@ def iter_documents(dump: str | Path, num_proc: int = 1, counts: dict[str, int] |
     for key in COUNT_KEYS:
         counts.setdefault(key, 0)
     for results, offset in _converted(_chunks(files, counts), num_proc):
-        for status, doc in results:
+        for status, doc, dropped in results:
             counts[status] += 1
+            counts['broken_markup'] += int(dropped > 0)
+            counts['dropped_lines'] += dropped
             if doc is not None:
                 yield doc
         if progress is not None:
@@ -386,7 +407,8 @@ def _save(arrow_file: Path, out_dir: Path, stats: dict[str, Any]) -> None:
 
 def _summary(stats: dict[str, Any]) -> str:
     return (f"{stats['pages']} pages read, {stats['kept']} kept, {stats['redirects']} redirects, "
-            f"{stats['other_namespaces']} in other namespaces, {stats['empty']} empty, {stats['parse_errors']} parse errors")
+            f"{stats['other_namespaces']} in other namespaces, {stats['empty']} empty, {stats['parse_errors']} parse errors, "
+            f"{stats['broken_markup']} with broken markup ({stats['dropped_lines']} lines of it dropped)")
 
 
 def build_wiki_corpus(dump: str | Path, out_dir: str | Path = REPO_ROOT / DEFAULT_OUT, num_proc: int = 1,

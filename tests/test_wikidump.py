@@ -10,7 +10,7 @@ import pytest
 
 from pretrain import corpus, wikidump
 from pretrain.__main__ import main
-from pretrain.wikidump import build_wiki_corpus, iter_documents, wikitext_to_text
+from pretrain.wikidump import RESIDUE_RE, build_wiki_corpus, convert_wikitext, iter_documents, wikitext_to_text
 
 ARTICLE = """{{Infobox 都市
 | 名前 = 東京都 {{small|(都)}}
@@ -73,7 +73,8 @@ EXPECTED = [
     {'id': '9', 'title': 'Python', 'text': ENGLISH_TEXT},
     {'id': '10', 'title': '京都', 'text': '京都は古都。\n寺が多い。'},
 ]
-EXPECTED_COUNTS = {'pages': 11, 'kept': 3, 'redirects': 3, 'other_namespaces': 2, 'empty': 2, 'parse_errors': 1}
+EXPECTED_COUNTS = {'pages': 11, 'kept': 3, 'redirects': 3, 'other_namespaces': 2, 'empty': 2, 'parse_errors': 1,
+                   'broken_markup': 0, 'dropped_lines': 0}
 
 
 def page_xml(page_id, title, ns, text, extra):
@@ -110,13 +111,13 @@ def write_dump(tmp_path, kind):
 @pytest.fixture
 def malformed(monkeypatch):
     """Make the converter raise on page 7, as a wikitext bug would (inline conversion only)."""
-    convert = wikidump.wikitext_to_text
+    convert = wikidump.convert_wikitext
 
     def failing(wikitext):
         if wikitext.startswith('MALFORMED'):
             raise RuntimeError('converter bug')
         return convert(wikitext)
-    monkeypatch.setattr(wikidump, 'wikitext_to_text', failing)
+    monkeypatch.setattr(wikidump, 'convert_wikitext', failing)
 
 
 def saved(out):
@@ -131,6 +132,7 @@ def stats_of(out):
 def test_wikitext_to_text_exact():
     assert wikitext_to_text(ARTICLE) == ARTICLE_TEXT
     assert wikitext_to_text(ENGLISH) == ENGLISH_TEXT
+    assert convert_wikitext(ARTICLE)[1] == convert_wikitext(ENGLISH)[1] == 0  # well-formed: nothing dropped
 
 
 @pytest.mark.parametrize('wikitext,expected', [
@@ -149,7 +151,61 @@ def test_wikitext_to_text_exact():
     ('', ''),
 ])
 def test_wikitext_cases(wikitext, expected):
-    assert wikitext_to_text(wikitext) == expected
+    assert convert_wikitext(wikitext) == (expected, 0)
+
+
+# (wikitext that mwparserfromhell cannot parse cleanly, the text kept, the lines dropped)
+BROKEN = [
+    # an infobox without its closing }}: its first line and its | rows go, the prose stays
+    ("{{Infobox settlement\n| name = Tokyo\n| population = 14,000,000\n\n'''Tokyo''' is the capital of [[Japan]].\n\n"
+     "It is large.", 'Tokyo is the capital of Japan.\nIt is large.', 3),
+    ("{{基礎情報 日本の都市\n| 名前 = 東京\n| 人口 = 1400万\n\n'''東京都'''は[[日本]]の首都である。\n\n人口が多い。",
+     '東京都は日本の首都である。\n人口が多い。', 3),
+    # a link without ]]: its paragraph goes
+    ("'''Tokyo''' is the capital of [[Japan.\n\nIt is the largest city.", 'It is the largest city.', 1),
+    ("'''東京都'''は[[日本の首都である。\n\n人口が多い。", '人口が多い。', 1),
+    # a table without |}: every row goes
+    ('前文。\n{| class="wikitable"\n|-\n! 名前 !! 人口\n|-\n| 東京 || 1400万\n\n後文。', '前文。\n後文。', 5),
+    # <ref> without </ref>, a file link without ]], an unclosed {{{argument, stray closers and rows
+    ('本文<ref>{{cite|x}} 出典。\n\n次の段落。', '次の段落。', 1),
+    ('[[ファイル:X.jpg|thumb|説明 [[東京]]\n\n本文。', '本文。', 1),
+    ('{{{1|既定\n本文。', '本文。', 1),
+    ('Text }} more.\nOther ]] there.\n|} end\n!Header\nKept.', 'Kept.', 4),
+]
+
+
+def assert_no_markup(text: str) -> None:
+    for line in text.split('\n'):
+        assert not any(m in line for m in ('{{', '}}', '[[', ']]', '{|', '|}', '<ref')), line
+        assert not line.startswith(('|', '!')), line
+
+
+@pytest.mark.parametrize('wikitext,expected,dropped', BROKEN, ids=['infobox_en', 'infobox_ja', 'link_en', 'link_ja', 'table',
+                                                               'ref', 'file_link', 'argument', 'stray'])
+def test_broken_markup_never_reaches_the_text(wikitext, expected, dropped):
+    assert_no_markup(wikitext_to_text(wikitext))
+    assert convert_wikitext(wikitext) == (expected, dropped)
+
+
+def test_residue_rule_spares_prose():
+    assert RESIDUE_RE.search('| 名前 = 東京') and RESIDUE_RE.search('x<ref name="a">y')
+    assert not RESIDUE_RE.search('集合 {x | x > 0} と [注] と f(x)! と a < b <refs>')
+
+
+def test_pages_with_broken_markup_are_counted(tmp_path, capsys):
+    pages = [('1', 'Tokyo', '0', BROKEN[0][0], ''), ('2', '東京都', '0', BROKEN[3][0], ''),
+             ('3', '表', '0', '{| class="wikitable"\n|-\n| 東京\n', ''), ('4', '京都', '0', '[[京都市|京都]]は古都。', '')]
+    dump = tmp_path / 'broken.xml'
+    dump.write_text(''.join(dump_parts(pages=pages)), encoding='utf-8')
+    out = tmp_path / 'corpus'
+    stats = build_wiki_corpus(dump, out, progress=False)
+    docs = saved(out)
+    assert [d['text'] for d in docs] == [BROKEN[0][1], BROKEN[3][1], '京都は古都。']
+    for doc in docs:
+        assert_no_markup(doc['text'])
+    expected = {'pages': 4, 'kept': 3, 'empty': 1, 'broken_markup': 3, 'dropped_lines': 3 + 1 + 3}
+    assert {k: stats[k] for k in expected} == {k: stats_of(out)[k] for k in expected} == expected
+    assert '0 parse errors, 3 with broken markup (7 lines of it dropped)' in capsys.readouterr().out
 
 
 # ---- reading dumps ------------------------------------------------------------------------
@@ -216,7 +272,8 @@ def test_truncated_multistream_keeps_partial_corpus(tmp_path):
     stats = stats_of(out)
     assert stats['complete'] is False and 'EOFError' in stats['error']
     assert {k: stats[k] for k in EXPECTED_COUNTS} == {'pages': 5, 'kept': 1, 'redirects': 3, 'other_namespaces': 1,
-                                                     'empty': 0, 'parse_errors': 0}
+                                                     'empty': 0, 'parse_errors': 0, 'broken_markup': 0,
+                                                     'dropped_lines': 0}
     with pytest.raises(ValueError, match=r'is incomplete.*allow_incomplete=True'):
         corpus.load_corpus(str(out))
     assert corpus.load_corpus(str(out), allow_incomplete=True)['text'] == [ARTICLE_TEXT]
