@@ -1,16 +1,26 @@
-"""Training checkpoints that a run can resume from exactly, written atomically.
+"""Training checkpoints that a run can resume from exactly, written atomically, read safely.
 
 A checkpoint is one `torch.save` file holding the model, the optimizer, the grad scaler, the
 step, every RNG (python, numpy, torch CPU/CUDA, the dataloader's shuffling and its position in
 the epoch), the state of callbacks that keep some (the CSV logger's running sums), the config,
 and a signature of the model architecture and vocabulary that a resume must match.
+
+Everything in it is a tensor or a plain value (dict, list, tuple, str, int, float, bool, None),
+so every read uses `torch.load(weights_only=True)`: a file someone sends you cannot run code
+when it is resumed, exported, inspected or scanned. A file that would need more is refused.
+Format 1 (before this rule) differs only by numpy's RNG state, pickled as an ndarray; it is
+still read, with numpy's array constructors allowed for that one read (see `_read`).
 """
 from __future__ import annotations
 
+import errno as errno_codes
 import os
+import pickletools
 import random
 import re
-from pathlib import Path
+import sys
+import zipfile
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -19,9 +29,15 @@ from fastai.callback.core import Callback
 
 from .tokenizer import vocab_hash
 
-FORMAT = 'electra-pretrain-checkpoint/1'
+FORMAT = 'electra-pretrain-checkpoint/2'
+OLD_FORMATS = ('electra-pretrain-checkpoint/1',)
 ARCH_KEYS = ('vocab_size', 'embedding_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads',
              'intermediate_size', 'max_position_embeddings', 'type_vocab_size')
+
+
+class CheckpointSaveError(OSError, ValueError):
+    """A checkpoint could not be written (disk full, directory not writable...). An `OSError`
+    for callers handling disk faults, and a `ValueError` so the command line prints its one line."""
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -37,27 +53,124 @@ def model_signature(electra_model) -> dict[str, dict[str, Any]]:
 
 
 def capture_rng() -> dict[str, Any]:
-    return {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
+    """Every global RNG state as tensors and plain values (python's is a tuple of ints; numpy's
+    key, an ndarray, becomes an int64 tensor of shape (624,))."""
+    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    return {'python': random.getstate(),
+            'numpy': {'kind': kind, 'key': torch.from_numpy(key.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)},
+            'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    """Set the global RNGs to a `capture_rng` state."""
     random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
+    n = state['numpy']
+    np.random.set_state((n['kind'], n['key'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
+                         n['cached_gaussian']))
     torch.set_rng_state(state['torch'])
     if state.get('cuda') is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def plain(obj: Any) -> Any:
+    """`obj` with the containers and values a config or callback state may hold made plain:
+    dict subclasses (MyConfig) -> dict, paths -> str, numpy scalars -> Python numbers, numpy
+    arrays -> tensors. Anything else is kept; `atomic_torch_save` refuses what a safe load
+    would refuse."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):  # not a namedtuple: its class would have to be unpickled
+        return type(obj)(plain(v) for v in obj)
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    return obj
+
+
+def _defines(obj: Any, method: str) -> bool:
+    # fastai callbacks forward unknown attributes to the Learner and on to the model, so
+    # `hasattr(cb, 'state_dict')` is true for all of them (it is the model's): ask the class
+    return callable(getattr(type(obj), method, None))
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The OSError behind a failed write: torch turns one raised inside `torch.save` into a
+    RuntimeError ('unexpected pos ...') whose context is the OSError."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _save_error(path: Path, e: Exception) -> CheckpointSaveError:
+    os_error = _os_error(e)
+    cause = (os_error.strerror or os.strerror(os_error.errno) if os_error is not None
+             else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+    err = CheckpointSaveError(f"cannot save checkpoint {str(path)!r}: {cause}; earlier checkpoints are untouched - "
+                              f"free disk space or make {str(path.parent)!r} writable (config key checkpoint_dir), "
+                              f"then resume")
+    err.errno = os_error.errno if os_error is not None else errno_codes.EIO  # one message arg: fastai rewrites args
+    return err
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass  # e.g. the directory became read-only: the save's own error is the one to report
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary file, fsync, then rename: a reader (or a crash) never sees
-    a half-written checkpoint under `path`."""
+    """`torch.save` to `path.tmp`, fsync, then rename over `path`: a reader (or a crash) never
+    sees a half-written checkpoint, and a failed save leaves whatever `path` held before.
+
+    A write fault (full disk, read-only directory) is a one-line `CheckpointSaveError` naming
+    the file and the cause, with no `.tmp` left behind. An `obj` that a `weights_only` load
+    would refuse (it holds some class instance) is a `ValueError` naming the classes, before
+    anything replaces `path`.
+    """
+    path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        # the readers' test, by a scan of the written pickle (nothing runs): refused files never appear
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp))
+        if not unsafe:
+            os.replace(tmp, path)
+    except BaseException as e:
+        _remove(tmp)
+        if not isinstance(e, Exception):
+            raise  # Ctrl-C: stop, without a half-written .tmp
+        raise _save_error(path, e) from None
+    if unsafe:
+        _remove(tmp)
+        raise ValueError(f"checkpoint {str(path)!r} not saved: it would hold {', '.join(sorted(unsafe))}, which a safe "
+                         f"(weights_only) load refuses; callbacks' state_dict() must return tensors and plain values")
+    _fsync_dir(path.parent)
 
 
 def save_checkpoint(learn, path: str | Path) -> Path:
@@ -67,7 +180,6 @@ def save_checkpoint(learn, path: str | Path) -> Path:
     batches already taken in this epoch.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = unwrap(learn.model)
     opt = getattr(learn.opt, 'opt', learn.opt)  # the torch optimizer inside fastai's OptimWrapper
     dl = learn.dls.train
@@ -81,10 +193,10 @@ def save_checkpoint(learn, path: str | Path) -> Path:
         'scaler': scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         'rng': capture_rng(),
         'data': {'epoch_rng_state': getattr(dl, 'epoch_rng_state', None), 'batches_done': learn.iter + 1},
-        'callbacks': {type(cb).__name__: cb.state_dict() for cb in learn.cbs if hasattr(cb, 'state_dict')},
-        'config': dict(getattr(learn, 'config', None) or {}),
+        'callbacks': {type(cb).__name__: plain(cb.state_dict()) for cb in learn.cbs if _defines(cb, 'state_dict')},
+        'config': plain(dict(getattr(learn, 'config', None) or {})),
         'signature': model_signature(model) if hasattr(model, 'discriminator') else None,
-        'model_configs': {name: getattr(model, name).config.to_dict() for name in ('generator', 'discriminator')}
+        'model_configs': {name: plain(getattr(model, name).config.to_dict()) for name in ('generator', 'discriminator')}
                          if hasattr(model, 'discriminator') else None,
         'vocab': getattr(learn, 'vocab_hash', None),
     }
@@ -92,16 +204,120 @@ def save_checkpoint(learn, path: str | Path) -> Path:
     return path
 
 
+def _numpy_array_globals() -> list[Any]:
+    """What unpickling a numpy RNG state (format 1) calls: numpy's array and dtype constructors,
+    under the names numpy 1 (`numpy.core`) and numpy 2 (`numpy._core`) pickle them with, and the
+    class of the uint32 dtype (the unpickler sets its state).
+
+    torch does not allow these by default because it does not control numpy's code; they build
+    an array or a dtype from plain values and call nothing else (an object array's items are
+    unpickled by the same restricted unpickler). They are allowed only while reading a file whose
+    pickle, scanned without running it, names nothing beyond them."""
+    reconstruct = np.zeros(0).__reduce__()[0]
+    return [(reconstruct, 'numpy.core.multiarray._reconstruct'), (reconstruct, 'numpy._core.multiarray._reconstruct'),
+            np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def _global_names(allowed: list[Any]) -> set[str]:
+    return {a[1] if isinstance(a, tuple) else f'{a.__module__}.{a.__qualname__}' for a in allowed}
+
+
+_STRING_OPS = {'STRING', 'BINSTRING', 'SHORT_BINSTRING', 'UNICODE', 'BINUNICODE', 'SHORT_BINUNICODE', 'BINUNICODE8'}
+
+
+def _pickle_globals(path: Path) -> list[str]:
+    """The `module.name` of every class or function a bare pickle file would import, found by
+    `pickletools` without running anything; [] if it names none or is not a pickle.
+
+    Protocol 4+ names a global by two strings pushed before STACK_GLOBAL (possibly fetched back
+    from the memo), so the last two pushed values and the memoized strings are tracked."""
+    names: set[str] = set()
+    last: list[Any] = []  # the two values pushed most recently (strings; None for anything else)
+    memo: dict[int, Any] = {}
+    try:
+        with open(path, 'rb') as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ('GLOBAL', 'INST'):
+                    names.add(arg.replace(' ', '.'))
+                elif op.name == 'STACK_GLOBAL':
+                    names.add('.'.join(last) if len(last) == 2 and None not in last else 'an unnamed global')
+                if op.name == 'MEMOIZE':
+                    memo[len(memo)] = last[-1] if last else None
+                elif op.name in ('PUT', 'BINPUT', 'LONG_BINPUT'):
+                    memo[arg] = last[-1] if last else None
+                elif op.name not in ('FRAME', 'PROTO'):
+                    value = arg if op.name in _STRING_OPS else memo.get(arg) if 'GET' in op.name else None
+                    last = [*last[-1:], value]
+    except Exception:  # not a pickle, or a damaged one: what was read until then still counts
+        pass
+    return sorted(names)
+
+
+def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 state in format 2's shape (numpy's RNG state as in `capture_rng`)."""
+    rng = dict(state.get('rng') or {})
+    if isinstance(rng.get('numpy'), tuple):
+        kind, key, pos, has_gauss, cached_gaussian = rng['numpy'][:5]
+        rng['numpy'] = {'kind': kind, 'key': torch.from_numpy(np.asarray(key).astype(np.int64)), 'pos': int(pos),
+                        'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)}
+    return {**state, 'rng': rng, 'format': FORMAT}
+
+
+def _unreadable(path: Path, e: Exception | None = None) -> ValueError:
+    why = f' ({type(e).__name__})' if e is not None else ''
+    return ValueError(f"{str(path)!r} cannot be read as a checkpoint{why}: not a checkpoint, or a damaged one (then "
+                      f"use an earlier checkpoint of the run)")
+
+
+def _refused(path: Path, unsafe: list[str]) -> ValueError:
+    names = ', '.join(sorted(unsafe)[:3]) + (f' and {len(unsafe) - 3} more' if len(unsafe) > 3 else '')
+    return ValueError(f"{str(path)!r} refused: it needs unsafe unpickling (it would import {names}) but an "
+                      f"electra-pretrain checkpoint holds only tensors and plain values, so it is foreign or altered; "
+                      f"do not load it unless you trust it - use another checkpoint of the run, or re-run")
+
+
+def _read(path: Path, mmap: bool = False) -> Any:
+    """`torch.load(path, weights_only=True)`, or a one-line `ValueError`: the file is damaged or
+    foreign, or it needs unpickling that can run code (refused, naming what it would import).
+
+    Only torch's zip format is unpickled at all (that is what `torch.save` writes); a bare pickle
+    is scanned, never loaded. A format-1 checkpoint needs numpy's array constructors (its numpy
+    RNG state is an ndarray): when a scan of its pickle finds nothing else, it is read with just
+    those allowed."""
+    if not zipfile.is_zipfile(path):
+        unsafe = _pickle_globals(path)
+        raise (_refused(path, unsafe) if unsafe else _unreadable(path)) from None
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged files
+        error = e
+    try:  # a static scan of the pickle: what did the restricted unpickler refuse?
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:
+        unsafe = []
+    if not unsafe:
+        raise _unreadable(path, error) from None
+    allowed = _numpy_array_globals()
+    beyond = set(unsafe) - _global_names(allowed)
+    if beyond:
+        raise _refused(path, sorted(beyond)) from None
+    try:
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except Exception as e:
+        raise _unreadable(path, e) from None
+    if not isinstance(state, dict) or state.get('format') not in OLD_FORMATS:
+        raise ValueError(f"{str(path)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
+    return _upgrade(state)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint; a missing, truncated or foreign file is a `ValueError`."""
+    """Read a checkpoint safely (`weights_only`); a missing, truncated, foreign or code-carrying
+    file is a one-line `ValueError`. A format-1 checkpoint comes back in format 2's shape."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged files
-        raise ValueError(f"{str(path)!r} cannot be read as a checkpoint ({type(e).__name__}): not a checkpoint, or a "
-                         f"damaged one (then use an earlier checkpoint of the run)") from None
+    state = _read(path)
     if not isinstance(state, dict) or state.get('format') != FORMAT:
         raise ValueError(f"{str(path)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
     return state
@@ -119,16 +335,31 @@ def check_compatible(state: dict[str, Any], electra_model, hf_tokenizer=None, pa
                          f"use the tokenizer of the run (config key 'tokenizer')")
 
 
-def checkpoints_of(run_dir: str | Path, run_name: str) -> list[tuple[int, Path]]:
-    """(step, path) of the complete checkpoints of a run, oldest first (temporary files skipped)."""
-    found = []
+def scan_checkpoints(run_dir: str | Path, run_name: str) -> tuple[list[tuple[int, Path]], list[str]]:
+    """(step, path) of the readable checkpoints of a run, oldest first, and a one-line reason for
+    each `{run_name}_*.pth` skipped (damaged, foreign, or refused as unsafe). Temporary files
+    (`.pth.tmp`) are not candidates."""
+    found, skipped = [], []
     for p in Path(run_dir).glob(f'{glob_escape(run_name)}_*.pth'):
         try:
-            # mmap: only the small 'step' entry is read, not the weights
-            found.append((int(torch.load(p, map_location='cpu', weights_only=False, mmap=True)['step']), p))
-        except Exception:
-            continue  # unreadable: not a candidate for resuming
-    return sorted(found)
+            state = _read(p, mmap=True)  # mmap: the weights are not read, only the small entries
+            if not isinstance(state, dict) or state.get('format') != FORMAT:
+                raise ValueError(f"{str(p)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
+            found.append((int(state['step']), p))
+        except ValueError as e:
+            skipped.append(str(e))
+        except Exception as e:  # a checkpoint-like dict without a usable step
+            skipped.append(f"{str(p)!r} is not a usable checkpoint ({type(e).__name__})")
+    return sorted(found), sorted(skipped)
+
+
+def checkpoints_of(run_dir: str | Path, run_name: str) -> list[tuple[int, Path]]:
+    """(step, path) of the readable checkpoints of a run, oldest first; each file skipped is a
+    warning line on stderr (a refused or damaged file is never silently ignored)."""
+    found, skipped = scan_checkpoints(run_dir, run_name)
+    for reason in skipped:
+        print(f'warning: skipped {reason}', file=sys.stderr)
+    return found
 
 
 def glob_escape(name: str) -> str:
@@ -139,9 +370,12 @@ def find_resume(resume: str | Path, run_dir: str | Path, run_name: str) -> Path:
     """The checkpoint to resume from: a path, or 'latest' (the highest step of `run_name`)."""
     if str(resume) != 'latest':
         return Path(resume)
-    found = checkpoints_of(run_dir, run_name)
+    found, skipped = scan_checkpoints(run_dir, run_name)
     if not found:
-        raise ValueError(f"resume='latest' but {run_dir} holds no readable checkpoint of run {run_name!r}")
+        why = f" (skipped {len(skipped)}: {skipped[-1]})" if skipped else ''
+        raise ValueError(f"resume='latest' but {run_dir} holds no readable checkpoint of run {run_name!r}{why}")
+    for reason in skipped:
+        print(f'warning: skipped {reason}', file=sys.stderr)
     return found[-1][1]
 
 
@@ -170,6 +404,17 @@ class ResumeCallback(Callback):
         self.learn.remove_cb(self)
 
 
+def _to(obj: Any, device: torch.device) -> Any:
+    """`obj` with every tensor in its dicts, lists and tuples moved to `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device) for v in obj)
+    return obj
+
+
 def resume(learn, checkpoint: str | Path | dict, hf_tokenizer=None, path: str = 'checkpoint') -> int:
     """Load a checkpoint (a path, or its loaded state) into `learn` so the next `fit` continues
     from its step exactly. Returns that step."""
@@ -188,8 +433,10 @@ def resume(learn, checkpoint: str | Path | dict, hf_tokenizer=None, path: str = 
     if data.get('epoch_rng_state') is not None and hasattr(dl, 'skip_batches'):
         dl.rng.setstate(data['epoch_rng_state'])
         dl.skip_batches = data['batches_done']
+    device = next(model.parameters()).device
     for cb in learn.cbs:
-        if hasattr(cb, 'load_state_dict') and type(cb).__name__ in state.get('callbacks', {}):
-            cb.load_state_dict(state['callbacks'][type(cb).__name__])
+        if _defines(cb, 'load_state_dict') and type(cb).__name__ in state.get('callbacks', {}):
+            # tensors come back on the CPU (map_location): the CSV logger adds its sums to device tensors
+            cb.load_state_dict(_to(state['callbacks'][type(cb).__name__], device))
     learn.add_cb(ResumeCallback(state))
     return state['step']

@@ -1,17 +1,28 @@
 """Long runs that survive: resume after SIGKILL gives the uninterrupted run's weights and log,
-a kill during a save leaves the previous checkpoint loadable, wrong checkpoints are refused."""
+a kill during a save leaves the previous checkpoint loadable, wrong checkpoints are refused,
+a checkpoint that would run code is refused on every read path, and a save that fails (full
+disk, read-only directory) says so in one line and keeps the previous checkpoint."""
+import contextlib
+import errno
+import io
 import os
+import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from pretrain.checkpoint import find_resume, load_checkpoint
+import pretrain.checkpoint as checkpoint
+from pretrain.__main__ import main
+from pretrain.checkpoint import (FORMAT, CheckpointSaveError, atomic_torch_save, capture_rng, find_resume,
+                                 load_checkpoint, restore_rng)
 from pretrain.config import get_config
 from pretrain.health import NonFiniteLossError
 from pretrain.log_cb import read_log
@@ -147,3 +158,214 @@ def test_resume_of_a_finished_run_or_past_the_end(tmp_path, capsys):
     shorter = tiny(tmp_path, 'done', steps=2, resume=str(path))
     with pytest.raises(ValueError, match='is at step 4 but the run has steps=2'):
         pretrain(shorter)
+
+
+# ---- safe reading (weights_only) ---------------------------------------------------------------
+
+def finished_checkpoint(tiny_run) -> Path:
+    return Path(tiny_run.checkpoint_dir) / f'{tiny_run.run_name}_100.0%.pth'
+
+
+def test_rng_states_are_plain_and_restore_every_generator(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.standard_normal()  # leaves a cached gaussian in numpy's state
+    torch.save(capture_rng(), tmp_path / 'rng.pth')
+    saved = torch.load(tmp_path / 'rng.pth', weights_only=True)  # tensors and plain values only
+
+    def draws():
+        return random.random(), np.random.rand(), np.random.standard_normal(), torch.rand(2).tolist()
+    first = draws()
+    restore_rng(saved)
+    assert draws() == first
+
+
+def test_a_checkpoint_holds_only_plain_state(tiny_run, tmp_path):
+    path = finished_checkpoint(tiny_run)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == []
+    state = torch.load(path, weights_only=True)
+    assert state['format'] == FORMAT and type(state['config']) is dict
+    # only callbacks with a state of their own (fastai forwards `state_dict` of the others to the model)
+    assert {'CSVLogger', 'HeldOutEval'} <= set(state['callbacks']) and 'TrainEvalCallback' not in state['callbacks']
+    with pytest.raises(ValueError, match=r"not saved: it would hold pathlib\.\w*Path, which a safe .* refuses"):
+        atomic_torch_save({'format': FORMAT, 'where': tmp_path}, tmp_path / 'bad.pth')
+    assert os.listdir(tmp_path) == []  # neither the checkpoint nor its .tmp
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it runs code (here: writes `marker`)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('pwned')",)
+
+
+def write_malicious(kind: str, path: Path, marker: Path, good: dict) -> None:
+    """A file that looks like a checkpoint (format, step, weights) but runs code when unpickled."""
+    if kind == 'torch.save':
+        torch.save({**good, 'step': 99, 'config': {'tokenizer': Payload(marker)}}, path)
+    elif kind == 'bare pickle':
+        path.write_bytes(pickle.dumps({'format': FORMAT, 'step': 99, 'config': Payload(marker)}))
+    else:  # like format 1 (numpy RNG state, which is read with numpy's array constructors allowed) plus code
+        torch.save({**good, 'format': 'electra-pretrain-checkpoint/1', 'step': 99,
+                    'rng': {**good['rng'], 'numpy': np.random.get_state()}, 'callbacks': {'x': Payload(marker)}}, path)
+
+
+@pytest.mark.parametrize('kind', ['torch.save', 'bare pickle', 'format-1 lookalike'])
+def test_a_checkpoint_that_would_run_code_is_refused_on_every_read_path(kind, tiny_run, tmp_path, capsys):
+    from pretrain.export import export
+    from pretrain.inspect import inspect_run
+    from pretrain.train import pretrain
+    run = tiny_run.run_name
+    good = load_checkpoint(finished_checkpoint(tiny_run))
+    marker = tmp_path / 'pwned'
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    bad = run_dir / f'{run}_step99.pth'  # the highest step: what 'latest' would pick
+    write_malicious(kind, bad, marker, good)
+    refused = r"refused: it needs unsafe unpickling \(it would import builtins\.exec\)"
+
+    with pytest.raises(ValueError, match=refused):
+        load_checkpoint(bad)
+    with pytest.raises(ValueError, match=refused):
+        export(bad, tmp_path / 'out')
+    with pytest.raises(ValueError, match=refused):
+        inspect_run(bad)
+    with pytest.raises(ValueError, match="no readable checkpoint .*" + refused):
+        find_resume('latest', run_dir, run)
+    with pytest.raises(ValueError, match=refused):
+        pretrain(tiny(tmp_path, 'run', steps=200, resume='latest'))
+    for argv in (['inspect', str(bad)], ['export', str(bad), str(tmp_path / 'out')],
+                 ['--size', 'tiny', '--device', 'cpu', '--num_workers', '0', '--steps', '200', '--resume', str(bad),
+                  '--data_dir', str(tmp_path / 'data'), '--checkpoint_dir', str(run_dir)]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert '\n' not in err and err.startswith(f"error: {str(bad)!r} refused"), err
+
+    # beside a good checkpoint, a directory scan skips it with a warning and takes the good one
+    shutil.copy(finished_checkpoint(tiny_run), run_dir / f'{run}_100.0%.pth')
+    capsys.readouterr()
+    assert find_resume('latest', run_dir, run).name == f'{run}_100.0%.pth'
+    assert inspect_run(run_dir)['step'] == 4
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith(f"warning: skipped {str(bad)!r} refused") for w in warnings)
+    assert not marker.exists()
+
+    with contextlib.suppress(Exception):  # the control: an unsafe load does run the payload
+        torch.load(bad, weights_only=False)
+    assert marker.read_text() == 'pwned'
+
+
+def test_a_format_1_checkpoint_is_still_read_safely(tiny_run, tmp_path):
+    state = load_checkpoint(finished_checkpoint(tiny_run))
+    n = state['rng']['numpy']
+    old = {**state, 'format': 'electra-pretrain-checkpoint/1',  # as the previous version wrote it
+           'rng': {**state['rng'], 'numpy': (n['kind'], n['key'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
+                                             n['cached_gaussian'])}}
+    path = tmp_path / f'{tiny_run.run_name}_step4.pth'
+    torch.save(old, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)  # numpy's ndarray is not allowed by default
+    assert {'numpy.ndarray', 'numpy.dtype'} <= set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+
+    got = load_checkpoint(path)
+    assert got['format'] == FORMAT and got['step'] == 4 and torch.equal(got['rng']['numpy']['key'], n['key'])
+    assert find_resume('latest', tmp_path, tiny_run.run_name) == path
+    restore_rng(got['rng'])
+    from_old = np.random.rand(3)
+    restore_rng(state['rng'])
+    assert np.array_equal(np.random.rand(3), from_old)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)  # numpy was allowed for that one read only
+
+
+# ---- faults while saving -------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def read_only(directory: Path, monkeypatch):
+    """`directory` made read-only. Root ignores the mode bits, so there the file creation is made
+    to fail as the kernel would for anyone else."""
+    directory.chmod(0o555)
+    try:
+        probe = directory / 'probe'
+        try:
+            probe.touch()
+        except PermissionError:
+            pass
+        else:  # running as root
+            probe.unlink()
+            real_open = open
+
+            def denied(file, mode='r', *args, **kwargs):
+                if Path(file).parent == directory and any(m in mode for m in 'wax+'):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+                return real_open(file, mode, *args, **kwargs)
+            monkeypatch.setattr(checkpoint, 'open', denied, raising=False)
+        yield 'Permission denied'
+    finally:
+        monkeypatch.delattr(checkpoint, 'open', raising=False)
+        directory.chmod(0o755)
+
+
+@contextlib.contextmanager
+def disk_full_part_way(limit: int = 100_000):
+    """Writes past `limit` bytes of a file fail in the kernel (RLIMIT_FSIZE: EFBIG), as a full
+    disk fails a write (ENOSPC) once some of the file is written."""
+    resource = pytest.importorskip('resource')
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the signal kills the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield os.strerror(errno.EFBIG)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize('fault', ['read-only directory', 'a write fails part-way'])
+def test_a_failed_save_is_one_line_and_keeps_the_previous_checkpoint(fault, tiny_run, tmp_path, monkeypatch):
+    directory = tmp_path / 'ckpt'
+    directory.mkdir()
+    previous = directory / 'run_step2.pth'
+    shutil.copy(finished_checkpoint(tiny_run), previous)
+    state = load_checkpoint(previous)
+    assert len(previous.read_bytes()) > 100_000  # so the limited write really fails part-way
+    targets = [previous, directory / 'run_step4.pth']  # over the previous checkpoint, and beside it
+    with (read_only(directory, monkeypatch) if fault == 'read-only directory' else disk_full_part_way()) as cause:
+        for target in targets:
+            with pytest.raises(CheckpointSaveError) as info:
+                atomic_torch_save(state, target)
+            message = str(info.value)
+            assert '\n' not in message and message.startswith(f"cannot save checkpoint {str(target)!r}: {cause};")
+            assert isinstance(info.value, OSError) and info.value.errno in (errno.EACCES, errno.EFBIG)
+    assert sorted(os.listdir(directory)) == ['run_step2.pth']  # no .tmp, nothing half-written
+    assert load_checkpoint(previous)['step'] == 4
+    assert all(torch.equal(v, state['model'][k]) for k, v in load_checkpoint(previous)['model'].items())
+
+
+def test_a_save_fault_during_training_stops_the_run_with_one_line(tmp_path, monkeypatch, capsys):
+    real_save, calls = torch.save, []
+
+    def disk_fills(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) < 2:
+            return real_save(obj, f, *args, **kwargs)
+        buf = io.BytesIO()
+        real_save(obj, buf)
+        f.write(buf.getvalue()[:len(buf.getvalue()) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, 'save', disk_fills)
+    ckpt = tmp_path / 'ckpt'
+    c = tiny(tmp_path, 'ckpt', steps=6, save_every=2)  # saves step 2, then 50% at step 3 (the disk is full)
+    assert main(cli_args(c) + ['--plot', 'False']) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last == (f"error: cannot save checkpoint {str(ckpt / f'{c.run_name}_50.0%.pth')!r}: No space left on device; "
+                    f"earlier checkpoints are untouched - free disk space or make {str(ckpt)!r} writable (config key "
+                    f"checkpoint_dir), then resume")
+    assert 'Traceback' not in err and len(calls) == 2  # the run stopped at the failed save
+    assert sorted(p.name for p in ckpt.glob('*.pth*')) == [f'{c.run_name}_step2.pth']
+    assert load_checkpoint(ckpt / f'{c.run_name}_step2.pth')['step'] == 2

@@ -130,7 +130,7 @@ def test_k_micro_batches_with_unequal_counts_equal_one_big_batch(tmp_path, monke
         assert all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k])) for k in ('gen_loss', 'disc_loss', 'loss', 'lr')), (a, b)
     sched = next(cb for cb in acc.cbs if isinstance(cb, StepScheduler))
     assert sched.hps['lr'] == [lr_at(i // 2, 'original_linear', 1e-2, 3, 0) for i in range(6)]
-    state = torch.load(tmp_path / 'k2' / f'{c.run_name}_100.0%.pth', weights_only=False)
+    state = torch.load(tmp_path / 'k2' / f'{c.run_name}_100.0%.pth', weights_only=True)
     assert (state['step'], state['train_iter']) == (3, 6)
 
 

@@ -129,7 +129,7 @@ def bad_inputs(tmp: Path, ckpt: Path, export: Path) -> dict[str, tuple[list[str]
     (tmp / 'list.pkl').write_bytes(pickle.dumps([1, 2, 3]))
     data = ckpt.read_bytes()
     (tmp / 'truncated.pth').write_bytes(data[:len(data) // 2])
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     state['model'].pop('discriminator.discriminator_predictions.dense.weight')
     torch.save(state, tmp / 'damaged.pth')
     (tmp / 'empty').mkdir()

@@ -41,9 +41,9 @@ def test_checkpoints_at_the_seed_fractions(trained):
     names = sorted(p.name for p in ckpt.glob('*.pth'))
     assert names == sorted(f'vanilla_11081_{p}%.pth' for p in ('6.25', '12.5', '25.0', '50.0', '100.0'))
     assert not list(ckpt.glob('*.tmp'))
-    state = torch.load(ckpt / 'vanilla_11081_100.0%.pth', weights_only=False)
+    state = torch.load(ckpt / 'vanilla_11081_100.0%.pth', weights_only=True)
     assert state['step'] == 20 and state['config']['run_name'] == 'vanilla_11081'
-    assert torch.load(ckpt / 'vanilla_11081_6.25%.pth', weights_only=False)['step'] == 1
+    assert torch.load(ckpt / 'vanilla_11081_6.25%.pth', weights_only=True)['step'] == 1
     final = learn.model.state_dict()
     assert all(torch.equal(state['model'][k], v) for k, v in final.items())
 
