@@ -1,17 +1,20 @@
 """Training-step benchmark: the real step (fastai Learner, callbacks, optimizer, precision) on
 synthetic token ids, as `../shared/bench/seed_step_bench.py` measures the seed's step.
 
-    python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile] [--compare-seed]
+    python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
+        [--grad_accum K] [--out results.jsonl]
 
 Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode on one
 forward + backward), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
 and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
-step with the same sizes in a subprocess and prints the ratio.
+step with the same sizes in a subprocess and prints the ratio. `--out` appends the figures as one
+JSON line (bench/gpu_check.sh collects them).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,8 @@ import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 
+from ._utils.steps import at_step_boundary, optimizer_step
+from .compile_step import compile_mode
 from .config import REPO_ROOT, get_config
 from .get_dataloaders import get_dataloader
 from .mask_tokens import mask_tokens, never_masked
@@ -31,7 +36,9 @@ from .train import build_learner, resolve_precision, set_seed
 
 # dense bf16 tensor-core peaks (FLOP/s), for MFU
 PEAK_BF16 = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'A10G': 70e12}
-SEED_BENCH = REPO_ROOT.parent / 'shared' / 'bench' / 'seed_step_bench.py'
+# ../shared beside the checkout, or the copy bench/prepare_device.sh takes to a GPU machine
+SEED_BENCH_PLACES = (REPO_ROOT.parent / 'shared' / 'bench' / 'seed_step_bench.py',
+                     REPO_ROOT / '.device' / 'seed_step_bench.py')
 
 
 class SyntheticVocab:
@@ -73,7 +80,7 @@ class StepTimer(Callback):
         self.t_start, self.t0, self.t1 = time.perf_counter(), None, None
 
     def after_batch(self) -> None:
-        if self.learn.train_iter == self.warmup:
+        if at_step_boundary(self.learn) and optimizer_step(self.learn) == self.warmup:
             _sync()
             self.t0 = time.perf_counter()
 
@@ -90,15 +97,15 @@ def _sync() -> None:
 def step_flops(learn, x: tuple[torch.Tensor, ...]) -> int:
     """FLOPs of one forward + backward of the model and loss on batch `x`."""
     from torch.utils.flop_counter import FlopCounterMode
-    model = getattr(learn.model, '_orig_mod', learn.model)
-    with FlopCounterMode(display=False) as counter:
-        learn.loss_func(model(*x), x[3]).backward()
+    model = learn.model
+    with FlopCounterMode(display=False) as counter:  # the class's forward: eager even when compiled
+        learn.loss_func(type(model).forward(model, *x), x[3]).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
 
 
 def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int | None = None,
-              max_length: int | None = None, vocab_size: int = 30522, compile: bool = False,
+              max_length: int | None = None, vocab_size: int = 30522, compile: bool | str = False,
               device: str | None = None, **overrides) -> dict:
     """Measure `steps` training steps after `warmup` ones; returns the figures as a dict."""
     if steps < 1 or warmup < 1:
@@ -114,12 +121,13 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         replace_progress(learn, 'off')  # the figures are the output
         timer = StepTimer(warmup)
         learn.add_cb(timer)
-        ids = torch.from_numpy(np.array(dset[:c.bs]['input_ids'], dtype=np.int64)).to(c.device)
+        micro = c.bs // c.grad_accum  # FLOPs are linear in the batch: count one micro-batch (base fits), x k
+        ids = torch.from_numpy(np.array(dset[:micro]['input_ids'], dtype=np.int64)).to(c.device)
         masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, never_masked(tok), c.mask_prob,
                                              0.0, 0.15, pad_token_index=0, max_predictions=c.max_predictions,
                                              exact_count=True)
-        sentA = torch.full((c.bs,), c.max_length // 2, device=c.device)
-        flops = step_flops(learn, (masked, sentA, chosen, labels))
+        sentA = torch.full((micro,), c.max_length // 2, device=c.device)
+        flops = step_flops(learn, (masked, sentA, chosen, labels)) * c.grad_accum
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         learn.fit(9999)
@@ -128,7 +136,7 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
     name = torch.cuda.get_device_name() if str(c.device).startswith('cuda') else 'cpu'
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     return {'device': name, 'size': size, 'bs': c.bs, 'max_length': c.max_length, 'static_shapes': c.static_shapes,
-            'compile': compile, 'precision': resolve_precision(c), 'steps_per_s': steps_per_s, 'ms_per_step': 1000 / steps_per_s,
+            'compile': compile_mode(compile, c.device), 'grad_accum': c.grad_accum, 'precision': resolve_precision(c), 'steps_per_s': steps_per_s, 'ms_per_step': 1000 / steps_per_s,
             'tokens_per_s': steps_per_s * c.bs * c.max_length, 'flops_per_step': flops,
             'tflops_achieved': flops * steps_per_s / 1e12,
             'mfu': flops * steps_per_s / peak if peak and str(c.device).startswith('cuda') else None,
@@ -138,15 +146,17 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
 
 def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, vocab_size: int) -> dict:
     """The seed's step (../shared/bench/seed_step_bench.py --mode seed) in a subprocess."""
-    if not SEED_BENCH.is_file():
-        raise ValueError(f"{SEED_BENCH} not found: --compare-seed needs ../shared beside the checkout")
-    out = subprocess.run([sys.executable, str(SEED_BENCH), '--mode', 'seed', '--size', size, '--steps', str(steps),
+    script = next((p for p in SEED_BENCH_PLACES if p.is_file()), None)
+    if script is None:
+        raise ValueError(f"{SEED_BENCH_PLACES[0]} not found: --compare-seed needs ../shared beside the checkout "
+                         f"(or its copy by bench/prepare_device.sh)")
+    out = subprocess.run([sys.executable, str(script), '--mode', 'seed', '--size', size, '--steps', str(steps),
                           '--warmup', str(warmup), '--bs', str(bs), '--len', str(max_length), '--vocab', str(vocab_size)],
                          capture_output=True, text=True)
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')), None)
-    if out.returncode or line is None:
+    found = re.search(r'RESULT (\{.*\})', out.stdout)  # fastprogress' bar may end the line before it
+    if out.returncode or found is None:
         raise ValueError(f"the seed benchmark failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return json.loads(line[len('RESULT '):])
+    return json.loads(found.group(1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,18 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--bs', type=int, default=None)
     p.add_argument('--max_length', type=int, default=None)
     p.add_argument('--vocab_size', type=int, default=30522)
-    p.add_argument('--compile', action='store_true')
+    p.add_argument('--compile', nargs='?', const=True, default=False,
+                   help="torch.compile the step; no value: CUDA graphs on CUDA ('reduce-overhead'), else a mode")
+    p.add_argument('--grad_accum', type=int, default=None, help='micro-batches per step (bs is the whole step)')
+    p.add_argument('--out', help='append the figures to this file as one JSON line')
     p.add_argument('--static_shapes', type=lambda s: s.lower() == 'true', default=None)
     p.add_argument('--precision', default=None)
     p.add_argument('--device', default=None)
     p.add_argument('--compare-seed', dest='compare_seed', action='store_true')
     args = p.parse_args(argv)
     try:
-        extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision)) if v is not None}
+        extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision),
+                                   ('grad_accum', args.grad_accum)) if v is not None}
         r = run_bench(args.size, args.steps, args.warmup, args.bs, args.max_length, args.vocab_size, args.compile,
                       args.device, **extra)
-        print(f"{r['device']} | {r['size']} {r['bs']}x{r['max_length']} | static {r['static_shapes']} "
-              f"compile {r['compile']} {r['precision']}")
+        print(f"{r['device']} | {r['size']} {r['bs']}x{r['max_length']} (grad_accum {r['grad_accum']}) | "
+              f"static {r['static_shapes']} compile {r['compile']} {r['precision']}")
         print(f"{r['steps_per_s']:.2f} steps/s, {r['ms_per_step']:.2f} ms/step, {r['tokens_per_s']:,.0f} tokens/s, "
               f"{r['flops_per_step']:.3g} FLOP/step, {r['tflops_achieved']:.1f} TFLOP/s"
               + (f", MFU {r['mfu']:.1%}" if r['mfu'] else '')
@@ -176,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
               + f"; warmup (incl. compile) {r['warmup_s']:.1f} s")
         if args.compare_seed:
             s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size)
+            r['seed_steps_per_s'], r['ratio_to_seed'] = s['steps_per_s'], r['steps_per_s'] / s['steps_per_s']
             print(f"seed's step: {s['steps_per_s']:.2f} steps/s, {s['ms_per_step']:.1f} ms/step; "
-                  f"ours / seed = {r['steps_per_s'] / s['steps_per_s']:.1f}x")
+                  f"ours / seed = {r['ratio_to_seed']:.1f}x")
         print('RESULT ' + json.dumps(r))
+        if args.out:
+            with open(args.out, 'a') as f:
+                f.write(json.dumps(r) + '\n')
         return 0
     except ValueError as e:
         print(f'error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)

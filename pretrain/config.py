@@ -66,9 +66,12 @@ PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 SHORT_WARMUP = 1000
 SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
 BOOL_KEYS = ('adam_bias_correction', 'electra_mask_style', 'exact_mask_count', 'split_sentences', 'export', 'plot',
-             'pad_to_max_length', 'static_shapes', 'compile')
+             'pad_to_max_length', 'static_shapes')
+# torch.compile's modes; True picks one by device (pretrain/compile_step.py)
+COMPILE_MODES = (False, True, 'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 1, 'grad_accum': 1, 'save_every': 1,
-            'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0}
+            'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0,
+            'max_predictions': 1}
 PATH_KEYS = ('tokenizer', 'data_dir', 'checkpoint_dir', 'resume', 'init_generator', 'init_discriminator')
 
 # Every key a config may hold, with the vanilla default (None: derived from `size`).
@@ -96,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
     'num_proc': min(8, os.cpu_count() or 1),
     'precision': 'auto',            # auto: bf16 on GPUs that have it, else fp16; fp32 on CPU
     'clip': 1.0,
+    'weight_decay': 0.01,           # Google's decoupled decay, not on LayerNorm weights and biases
     'save_points': SAVE_POINTS,
     'save_every': None,             # also checkpoint every N steps ...
     'keep_last': 3,                 # ... keeping the last K of those
@@ -107,8 +111,9 @@ DEFAULTS: dict[str, Any] = {
     'max_nonfinite': 20,            # stop after this many consecutive non-finite losses
     'pad_to_max_length': False,     # pad every batch to max_length
     'grad_accum': 1,                # micro-batches per optimizer step (bs stays the batch per step)
-    'static_shapes': None,          # None: on CUDA. Fixed mask slots, max_length batches, no host sync
-    'compile': False,               # torch.compile the model (fullgraph; needs static_shapes)
+    'static_shapes': None,          # None: on CUDA or with compile. Fixed mask slots, max_length batches, no host sync
+    'compile': False,               # torch.compile the model (fullgraph; needs static_shapes). True: with
+                                    # CUDA graphs on CUDA ('reduce-overhead'), 'default' on CPU; or a mode
     'valid_size': None,             # hold out examples (a count or a fraction) for held-out metrics
     'eval_every': None,             # steps between held-out evaluations (None: steps // 20)
     'plot': True,                   # a PNG of the curves beside the checkpoints at the end
@@ -136,6 +141,8 @@ def validate(c: MyConfig) -> MyConfig:
     _allowed('logger', c.logger, LOGGERS)
     _allowed('precision', c.get('precision', 'auto'), PRECISIONS)
     _allowed('wandb_mode', c.get('wandb_mode'), WANDB_MODES)
+    if not (isinstance(c.get('compile', False), bool) or c.get('compile') in COMPILE_MODES[2:]):
+        raise ValueError(f"unknown compile {c.get('compile')!r}; allowed: {', '.join(map(repr, COMPILE_MODES))}")
     if isinstance(c.datas, str) or not c.datas:
         raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
     for data in c.datas:
@@ -151,10 +158,15 @@ def validate(c: MyConfig) -> MyConfig:
         v = c.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
             raise ValueError(f"{key} must be an integer >= {low}, got {v!r}")
+    wd = c.get('weight_decay', 0.01)
+    if not isinstance(wd, (int, float)) or isinstance(wd, bool) or not 0 <= wd < 1:
+        raise ValueError(f"weight_decay must be a number in [0, 1), got {wd!r}")
     for key, low, high in (('mask_prob', 0, 1), ('lr', 0, math.inf), ('clip', 0, math.inf)):
         v = c.get(key)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not low < v < high):
             raise ValueError(f"{key} must be a number in ({low}, {high}), got {v!r}")
+    if c.get('max_predictions') is not None and c.get('max_length') and c.max_predictions > c.max_length:
+        raise ValueError(f"max_predictions ({c.max_predictions}) cannot exceed max_length ({c.max_length})")
     for key in PATH_KEYS:
         if c.get(key) is not None and not isinstance(c.get(key), str):
             raise ValueError(f"{key} must be a path (a string), got {c.get(key)!r}")
@@ -207,8 +219,8 @@ def derive(c: MyConfig) -> MyConfig:
         c.eval_every = max(1, c.steps // 20)
     if c.get('device') is None:
         c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    if c.get('static_shapes') is None:
-        c.static_shapes = str(c.device).startswith('cuda')
+    if c.get('static_shapes') is None:  # a compiled step needs one shape per step
+        c.static_shapes = str(c.device).startswith('cuda') or c.get('compile', False) is not False
     return c
 
 

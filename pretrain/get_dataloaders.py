@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 from fastai.data.load import DataLoader
+from fastai.torch_core import to_device
 from fastcore.basics import chunked
 
 
@@ -74,7 +75,14 @@ class ElectraDataLoader(DataLoader):
 
     def __iter__(self):
         self.epoch_rng_state = self.rng.getstate()  # before fastai's per-epoch randomize()
-        return super().__iter__()
+        # fastai's copy to the device blocks, which makes the host wait for the GPU to finish the
+        # previous step before each batch; from pinned memory the copy can be queued instead
+        device, self.device = self.device, None
+        try:
+            for b in super().__iter__():
+                yield b if device is None else to_device(b, device, non_blocking=self.pin_memory)
+        finally:
+            self.device = device
 
     def get_idxs(self):
         idxs = super().get_idxs()

@@ -14,16 +14,17 @@ class MaskedLMCallback(Callback):
 
     For ELECTRA (`for_electra=True`) the model gets `(masked_inputs, sentA_lengths,
     is_mlm_applied, labels)` and the loss `(labels,)`. Masking is redrawn every batch
-    (dynamic masking) on the batch's device. Passing `pad_tok_id` (and `max_length`, which
-    sets Google's `max_predictions_per_seq`) selects Google's exact count per row; without it,
-    each token is chosen independently with `mlm_probability`.
+    (dynamic masking) on the batch's device. Passing `pad_tok_id` selects Google's exact count
+    per row, capped at `max_predictions` (the config's; None: Google's `max_predictions_per_seq`
+    of `max_length`, or of the batch's length); without it, each token is chosen independently
+    with `mlm_probability`.
     """
     order = -1  # before the model runs, after the batch is on its device
 
     def __init__(self, mask_tok_id: int, special_tok_ids: Sequence[int], vocab_size: int,
                  mlm_probability: float = 0.15, replace_prob: float = 0.1, original_prob: float = 0.1,
                  ignore_index: int = -100, for_electra: bool = False, pad_tok_id: int | None = None,
-                 max_length: int | None = None, exact_count: bool | None = None):
+                 max_length: int | None = None, exact_count: bool | None = None, max_predictions: int | None = None):
         if not 0 <= replace_prob + original_prob <= 1:
             raise ValueError(f"replace_prob + original_prob must be in [0, 1], got {replace_prob + original_prob}")
         if exact_count and pad_tok_id is None:
@@ -31,7 +32,7 @@ class MaskedLMCallback(Callback):
         self.mask_tok_id, self.special_tok_ids, self.vocab_size = mask_tok_id, list(special_tok_ids), vocab_size
         self.mlm_probability, self.replace_prob, self.original_prob = mlm_probability, replace_prob, original_prob
         self.ignore_index, self.for_electra, self.pad_tok_id = ignore_index, for_electra, pad_tok_id
-        self.max_length = max_length
+        self.max_length, self.max_predictions = max_length, max_predictions
         self.exact_count = pad_tok_id is not None if exact_count is None else exact_count
 
     def before_batch(self) -> None:
@@ -41,7 +42,6 @@ class MaskedLMCallback(Callback):
         """(xb, yb) of one clean batch, input_ids (B, L), sentA_lenths (B,): for ELECTRA
         xb = (masked_inputs (B, L), sentA_lenths, is_mlm_applied (B, L) bool, labels (B, L)),
         else (masked_inputs, sentA_lenths); yb = (labels,) with `ignore_index` where not masked."""
-        max_length = self.max_length or input_ids.shape[1]
         if getattr(self, '_special', None) is None or self._special.device != input_ids.device:
             # built once per device: a host-to-device copy every step would be a sync
             self._special = torch.tensor(sorted(set(self.special_tok_ids)), device=input_ids.device)
@@ -50,7 +50,8 @@ class MaskedLMCallback(Callback):
             special_token_indices=self._special, mlm_probability=self.mlm_probability,
             replace_prob=self.replace_prob, orginal_prob=self.original_prob, ignore_index=self.ignore_index,
             pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
-            max_predictions=max_predictions_per_seq(self.mlm_probability, max_length))
+            max_predictions=self.max_predictions or max_predictions_per_seq(self.mlm_probability,
+                                                                            self.max_length or input_ids.shape[1]))
         if self.for_electra:
             return (masked_inputs, sentA_lenths, is_mlm_applied, labels), (labels,)
         return (masked_inputs, sentA_lenths), (labels,)

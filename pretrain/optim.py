@@ -91,7 +91,7 @@ def electra_opt(params: Iterable, lr: float, wd: float = 0.01, eps: float = 1e-6
 
 def get_optim(c) -> Callable[..., OptimWrapper]:
     """The `opt_func` for a fastai `Learner`: Adam, eps 1e-6, betas (0.9, 0.999), decoupled
-    weight decay 0.01 except on LayerNorm weights and biases; bias correction only when
+    weight decay `c.weight_decay` (Google's 0.01) except on LayerNorm weights and biases; bias correction only when
     `c.adam_bias_correction`."""
     return partial(electra_opt, lr=c.lr, wd=c.get('weight_decay', 0.01), eps=1e-6, mom=0.9, sqr_mom=0.999,
                    bias_correction=bool(c.adam_bias_correction))

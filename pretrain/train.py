@@ -15,6 +15,7 @@ from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
 from .checkpoint import find_resume, load_checkpoint, resume
+from .compile_step import compile_model
 from .config import SIZES, MyConfig, electra_configs, repo_path
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
@@ -128,7 +129,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
                          replace_prob=0.0 if c.electra_mask_style else 0.1,
                          original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,
                          pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                         exact_count=c.get('exact_mask_count', True))
+                         exact_count=c.get('exact_mask_count', True), max_predictions=c.max_predictions)
     grad_accum = c.get('grad_accum', 1)
     # with accumulation, a step's micro-batches are masked together so the loss divides by the
     # whole step's counts: exact accumulation (pretrain/grad_accum.py)
@@ -158,9 +159,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     learn.add_cb(GradientClipping(c.get('clip', 1.0)))
     replace_progress(learn, 'off' if rank else None)  # one line in optimizer steps, on rank 0 only
     replace_recorder(learn)  # fastai's Recorder copies the loss to the host every step
-    if c.get('compile'):
-        # the forward as one graph (fullgraph: a graph break is an error, not a silent slowdown)
-        learn.model.forward = torch.compile(learn.model.forward, fullgraph=True, dynamic=False)
+    compile_model(learn, c.get('compile', False), device)
     return learn
 
 

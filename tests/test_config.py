@@ -104,3 +104,12 @@ def test_small_sizes_match_the_paper(tokenizer):
     disc, gen = electra_configs(get_config('small'), tokenizer)
     assert (disc.hidden_size, disc.embedding_size, disc.num_attention_heads, disc.intermediate_size) == (256, 128, 4, 1024)
     assert (gen.hidden_size, gen.num_attention_heads, gen.intermediate_size) == (64, 1, 256)
+
+
+def test_compile_modes_and_the_static_shapes_they_imply():
+    assert get_config('tiny', device='cpu', compile=True).static_shapes is True  # one shape per step
+    assert get_config('tiny', device='cpu', compile='reduce-overhead').static_shapes is True
+    assert get_config('tiny', device='cpu').static_shapes is False
+    for bad in ('fast', 1, 'reduce_overhead'):
+        with pytest.raises(ValueError, match="unknown compile"):
+            get_config('tiny', device='cpu', compile=bad)

@@ -1,7 +1,10 @@
 """The static-shape path (fixed mask slots, gathers, weighted losses): the same math as the
 boolean-indexing path, and one compiled graph with no breaks and no recompiles."""
+import math
+
 import pytest
 import torch
+from fastai.callback.core import Callback
 
 from pretrain.config import electra_configs, get_config
 from pretrain.mask_tokens import mask_tokens, max_predictions_per_seq
@@ -83,3 +86,50 @@ def test_static_run_end_to_end_and_its_checks(tmp_path):
         get_config('tiny', static_shapes=True, exact_mask_count=False)
     with pytest.raises(ValueError, match='compile needs static_shapes'):
         get_config('tiny', compile=True, static_shapes=False)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_learner_gives_the_eager_losses(tmp_path):
+    """`compile=True` through `build_learner` with torch's default backend (Inductor, C++ kernels
+    on CPU; Triton on a GPU), 2 epochs of 3 steps: one graph, no recompiles at the epoch
+    boundary (the last partial batch is dropped), and, without dropout, the first generator loss
+    equal to the eager step's (the Gumbel noise differs between Inductor's and eager's RNG
+    kernels, so later losses agree only statistically)."""
+    from fastai.data.core import DataLoaders
+    from torch._dynamo.utils import counters
+
+    from pretrain.bench import SyntheticVocab, synthetic_examples
+    from pretrain.get_dataloaders import get_dataloader
+    from pretrain.progress import replace_progress
+    from pretrain.train import build_learner, build_models, set_seed
+
+    tok, gen_losses = SyntheticVocab(500), {}
+    dset = synthetic_examples(3 * 8 + 5, 32, 500)  # 3 full batches of 8 and a partial one, dropped
+    for compile in (False, True):
+        torch._dynamo.reset()
+        counters.clear()
+        c = get_config('tiny', steps=6, bs=8, max_length=32, device='cpu', static_shapes=True, compile=compile,
+                       save_points=[], export=False, plot=False, num_workers=0, checkpoint_dir=str(tmp_path))
+        set_seed(c.seed)
+        model = build_models(c, tok)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        learn = build_learner(c, DataLoaders(get_dataloader(c, tok, dset), path='.'), tok, electra_model=model)
+        replace_progress(learn, 'off')
+        first = []
+        learn.add_cb(type('FirstLoss', (Callback,), {'after_loss': lambda self: first.append(
+            self.learn.loss_func.last_losses[0].item())})())
+        learn.fit(9999)
+        gen_losses[compile] = first
+        assert learn.train_iter == 6 and all(map(math.isfinite, first))
+        if compile:
+            assert counters['stats']['unique_graphs'] == 1 and not counters['graph_break']
+    assert gen_losses[True][0] == pytest.approx(gen_losses[False][0], rel=1e-5)
+    torch._dynamo.reset()
+
+
+def test_compile_mode_picks_cuda_graphs_on_cuda_only():
+    from pretrain.compile_step import compile_mode
+    assert compile_mode(True, 'cuda:0') == 'reduce-overhead' and compile_mode(True, 'cpu') == 'default'
+    assert compile_mode('max-autotune', 'cpu') == 'max-autotune' and compile_mode(False, 'cuda') is None

@@ -73,6 +73,11 @@ def test_get_optim_is_a_fastai_opt_func_with_recipe_hypers():
     opt.set_hyper('lr', 1e-3)  # what the schedule does
     assert all(g['lr'] == 1e-3 for g in opt.opt.param_groups)
     assert get_optim(get_config('small', adam_bias_correction=True)).keywords['bias_correction'] is True
+    opt = get_optim(get_config('small', weight_decay=0.1))([nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2))])
+    assert [h['wd'] for h in opt.hypers] == [0.1, 0.0]
+    for bad in (-0.1, 'none', True):
+        with pytest.raises(ValueError, match='weight_decay must be'):
+            get_config('small', weight_decay=bad)
 
 
 def test_invalid_hyperparameters_raise():

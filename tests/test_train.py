@@ -110,6 +110,22 @@ def test_masked_lm_callback_feeds_the_electra_model(tiny_config, tokenizer):
     assert torch.equal(masked[~is_mlm], input_ids[~is_mlm])
 
 
+def test_the_configured_max_predictions_caps_the_masks_the_model_has_slots_for(tiny_config, tokenizer):
+    """A config's `max_predictions` reaches the masking callback: with 3 slots, no row has more
+    than 3 masked positions, so no [MASK] the generator has no slot for reaches the discriminator."""
+    c = tiny_config
+    c.update(max_predictions=3, static_shapes=True)
+    ds = preprocess(c, tokenizer)
+    set_seed(c.seed)
+    dls = DataLoaders(get_dataloader(c, tokenizer, ds), path='.')
+    learn = quiet(build_learner(c, dls, tokenizer))
+    mlm = next(cb for cb in learn.cbs if isinstance(cb, MaskedLMCallback))
+    (masked, sentA, is_mlm, labels), _ = mlm.mask(*dls.one_batch())
+    assert is_mlm.sum(1).max() == 3
+    generated = learn.model(masked, sentA, is_mlm, labels)[1]
+    assert not (generated == tokenizer.mask_token_id).any()
+
+
 def test_run_steps_rejects_bad_save_points():
     with pytest.raises(ValueError, match='outside the run'):
         RunSteps(10, [1.5], 'x_{percent}')
