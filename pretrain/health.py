@@ -25,6 +25,11 @@ class StopOnNonFinite(Callback):
             raise ValueError(f"max_consecutive must be positive, got {max_consecutive}")
         self.max_consecutive, self.check_every = max_consecutive, check_every
 
+    @classmethod
+    def from_config(cls, c) -> StopOnNonFinite:
+        """Stop after `c.max_nonfinite` consecutive non-finite losses, checked every `c.log_every` steps."""
+        return cls(c.get('max_nonfinite', 20), c.get('log_every', 10))
+
     def before_fit(self) -> None:
         self.bad = None
 

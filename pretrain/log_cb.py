@@ -10,6 +10,7 @@ from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss, Recorder
 
 from ._utils.steps import at_step_boundary, optimizer_step
+from .config import repo_path
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 
@@ -29,6 +30,12 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path, log_every: int = 10, wandb_run=None):
         self.path, self.log_every, self.wandb_run = Path(path), log_every, wandb_run
         self.resumed, self.last_row = None, None
+
+    @classmethod
+    def from_config(cls, c, wandb_run=None) -> CSVLogger:
+        """The run's log, `{checkpoint_dir}/{run_name}.csv`, a row every `c.log_every` steps."""
+        return cls(repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')) / f'{c.run_name}.csv',
+                   c.get('log_every', 10), wandb_run)
 
     def state_dict(self) -> dict:
         """The running sums, so a resumed run writes the same rows as an uninterrupted one."""

@@ -167,6 +167,11 @@ class ELECTRALoss:
         self.disc_label_smooth = 0.1 if disc_label_smooth is True else float(disc_label_smooth or 0.0)
         self.last_losses: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    @classmethod
+    def from_config(cls, c) -> ELECTRALoss:
+        """The loss of config `c`: weights `c.loss_weights` (Google's 1 and 50) and label smoothing."""
+        return cls(c.get('loss_weights', (1.0, 50.0)), c.gen_smooth_label, c.disc_smooth_label)
+
     def __call__(self, pred, targ_ids: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
         """pred: `ELECTRAModel`'s outputs; targ_ids (B, L) labels (-100 where not masked);
         counts: (2,) float denominators, already global (None: this batch's). Returns the scalar loss."""

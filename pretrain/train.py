@@ -21,10 +21,8 @@ from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
 from .get_dataloaders import get_dataloader
-from .grad_accum import AccumulationMaskedLM
 from .health import StopOnNonFinite
 from .log_cb import CSVLogger, replace_recorder
-from .mask_tokens import never_masked
 from .masked_lm_cb import MaskedLMCallback
 from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
 from .optim import get_optim
@@ -118,39 +116,36 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
                   rank: int = 0, valid_dset: datasets.Dataset | None = None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
-    masking, exact step count with checkpoints, CSV log (rank 0), held-out metrics (with a
-    `valid_dset`), non-finite guard, mixed precision, clipping, schedule, and `StepProgress`
-    instead of fastai's per-epoch bars (all added to the learner, so `learn.fit` needs no extra
-    cbs)."""
-    device = check_device(c)
+    masking, exact step count with checkpoints, non-finite guard, schedule, CSV log (rank 0),
+    held-out metrics (with a `valid_dset`), then `prepare_learner`'s precision, clipping and
+    progress (all added to the learner, so `learn.fit` needs no extra cbs). Pretrain.ipynb
+    builds the same parts cell by cell."""
     electra_model = electra_model or build_models(c, hf_tokenizer)
-    mask_settings = dict(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
-                         vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
-                         replace_prob=0.0 if c.electra_mask_style else 0.1,
-                         original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,
-                         pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                         exact_count=c.get('exact_mask_count', True), max_predictions=c.max_predictions)
-    grad_accum = c.get('grad_accum', 1)
-    # with accumulation, a step's micro-batches are masked together so the loss divides by the
-    # whole step's counts: exact accumulation (pretrain/grad_accum.py)
-    mlm_cb = AccumulationMaskedLM(grad_accum, **mask_settings) if grad_accum > 1 else MaskedLMCallback(**mask_settings)
-    checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
-    cbs = [mlm_cb, RunSteps(c.steps, c.get('save_points'), c.run_name + '_{percent}', save_every=c.get('save_every'),
-                            keep_last=c.get('keep_last'), rank=rank),
-           StopOnNonFinite(c.get('max_nonfinite', 20), c.get('log_every', 10)), get_scheduler(c)]
+    cbs = [MaskedLMCallback.from_config(c, hf_tokenizer), RunSteps.from_config(c, rank), StopOnNonFinite.from_config(c),
+           get_scheduler(c)]
     if rank == 0:
         run = wandb_run(c)
-        cbs.append(CSVLogger(checkpoint_dir / f'{c.run_name}.csv', c.get('log_every', 10), run))
+        cbs.append(CSVLogger.from_config(c, run))
         if valid_dset is not None:
             cbs.append(HeldOutEval.from_config(c, valid_dset, hf_tokenizer, wandb_run=run))
-    dls.to(device)
-    learn = Learner(dls, electra_model, loss_func=ELECTRALoss(c.get('loss_weights', (1.0, 50.0)), c.gen_smooth_label,
-                                                              c.disc_smooth_label),
-                    opt_func=get_optim(c), path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
+    checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
+    learn = Learner(dls, electra_model, loss_func=ELECTRALoss.from_config(c), opt_func=get_optim(c),
+                    path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
+    return prepare_learner(learn, c, hf_tokenizer, rank)
+
+
+def prepare_learner(learn: Learner, c: MyConfig, hf_tokenizer, rank: int = 0) -> Learner:
+    """What every ELECTRA `Learner` gets once its model, loss and callbacks are in, for the CLI,
+    the notebook and the benchmark alike: data on `c.device`, the config and vocabulary recorded
+    for checkpoints, gradient accumulation, mixed precision (the one place it is applied),
+    clipping, `StepProgress` and `StepRecorder` instead of fastai's per-step host reads, and
+    `torch.compile`. Returns `learn`."""
+    device = check_device(c)
+    learn.dls.to(device)
     learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
-    learn.grad_accum = grad_accum  # steps are counted in optimizer steps (RunSteps.optimizer_step)
+    learn.grad_accum = c.get('grad_accum', 1)  # steps are counted in optimizer steps (_utils/steps.py)
     if learn.grad_accum > 1:  # loss / k per micro-batch (normalised by AccumulationMaskedLM's counts); a step every k
-        learn.add_cb(GradientAccumulation(n_acc=dls.train.bs * learn.grad_accum))
+        learn.add_cb(GradientAccumulation(n_acc=learn.dls.train.bs * learn.grad_accum))
     precision = resolve_precision(c)
     if precision == 'fp16':
         learn.to_fp16(init_scale=2.**11)  # the seed's initial loss scale

@@ -2,6 +2,10 @@
 temporary directory)."""
 from conftest import run_notebook
 
+from pretrain.checkpoint import load_checkpoint
+from pretrain.export import export
+from pretrain.tokenizer import load_tokenizer, vocab_hash
+
 
 def test_pretrain_notebook_runs_top_to_bottom(tmp_path):
     nb, outputs = run_notebook('Pretrain.ipynb', (
@@ -9,6 +13,11 @@ def test_pretrain_notebook_runs_top_to_bottom(tmp_path):
         f"c.data_dir = {str(tmp_path / 'data')!r}; c.checkpoint_dir = {str(tmp_path / 'ckpt' / 'pretrain')!r}"))
     assert 'vanilla_11081_100.0%.pth' in outputs
     assert (tmp_path / 'ckpt' / 'pretrain' / 'vanilla_11081.csv').exists()
+    # built with the command line's builders: the checkpoint records the config and vocabulary,
+    # so it exports without naming the tokenizer
+    state = load_checkpoint(tmp_path / 'ckpt' / 'pretrain' / 'vanilla_11081_100.0%.pth')
+    assert state['config']['run_name'] == 'vanilla_11081' and state['vocab'] == vocab_hash(load_tokenizer(state['config']['tokenizer']))
+    assert (export(tmp_path / 'ckpt' / 'pretrain' / 'vanilla_11081_100.0%.pth', tmp_path / 'export') / 'discriminator').is_dir()
     # the training cell shows StepProgress's notebook bar (updated in place), no fastai epoch table
     train = next(cell for cell in nb.cells if cell.cell_type == 'code' and 'learn.fit(' in cell.source)
     bars = [o for o in train.outputs if o.output_type == 'display_data']

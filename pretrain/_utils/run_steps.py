@@ -41,6 +41,13 @@ class RunSteps(Callback):
         self.n_steps, self.save_points, self.base_name, self.no_val = n_steps, points, base_name, no_val
         self.save_every, self.keep_last, self.rank = save_every, keep_last, rank
 
+    @classmethod
+    def from_config(cls, c, rank: int = 0) -> RunSteps:
+        """`c.steps` steps, checkpoints `{run_name}_{percent}` at `c.save_points` and every
+        `c.save_every` steps (keeping `c.keep_last`), written by rank 0 only."""
+        return cls(c.steps, c.get('save_points'), c.run_name + '_{percent}', save_every=c.get('save_every'),
+                   keep_last=c.get('keep_last'), rank=rank)
+
     def before_train(self) -> None:
         self.learn.pct_train = optimizer_step(self.learn) / self.n_steps  # fit's epoch count is fake
 
