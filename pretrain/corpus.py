@@ -4,18 +4,28 @@
 Text and JSON-lines files may be gzip-compressed (`.txt.gz`, `.jsonl.gz`): they are streamed
 and read exactly like their plain versions.
 
+Files are read as a stream, a batch of documents at a time, never as one Python list: small
+corpora (under `IN_MEMORY_BYTES` on disk) become an in-memory Arrow table; larger ones are
+written to an Arrow file in a cache directory and memory-mapped, so a corpus bigger than the
+machine's memory loads (and is preprocessed) in bounded memory.
+
 Besides text files, a corpus may be a directory written by `Dataset.save_to_disk`, such as
 the one `python -m pretrain wiki DUMP` builds for the name 'wikipedia'."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 import re
 import zlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets.table import InMemoryTable
 
 from .config import REPO_ROOT
 
@@ -37,6 +47,17 @@ BUILT_DATAS: dict[str, tuple[str, str]] = {
 
 
 BLANK_LINES = re.compile(r'\n\s*\n')
+# corpus files smaller than this on disk are loaded into memory, larger ones streamed to an Arrow file
+IN_MEMORY_BYTES = 16 * 2**20
+# documents are gathered into Arrow record batches of at most this many characters or documents
+BATCH_CHARS, BATCH_DOCUMENTS = 4 * 2**20, 4096
+# a .txt document is cut at a line boundary once it is this long: a file without blank lines would
+# otherwise be one document, held whole in memory by the reader and by preprocessing
+MAX_DOCUMENT_CHARS = 4 * 2**20
+CORPUS_FORMAT = 1  # bump when reading changes: corpora cached as Arrow files are rebuilt
+TEXT_FEATURES = datasets.Features({'text': datasets.Value('string')})
+TEXT_SCHEMA = TEXT_FEATURES.arrow_schema.with_metadata(
+    {b'huggingface': json.dumps({'info': {'features': TEXT_FEATURES.to_dict()}}).encode()})
 
 
 def one_document(text: str) -> str:
@@ -188,18 +209,33 @@ def _iter_lines(path: Path) -> Iterator[str]:
                          f"({str(e).strip() or type(e).__name__}); rebuild or download it again") from None
 
 
-def read_txt_documents(path: Path) -> list[str]:
-    """Documents of a text file (`.txt` or `.txt.gz`) in Google's ELECTRA format: one sentence
-    per line, a blank line between documents."""
-    docs, lines = [], []
+def iter_txt_documents(path: Path) -> Iterator[str]:
+    """Documents of a text file (`.txt` or `.txt.gz`) in Google's ELECTRA format, streamed: one
+    sentence per line, a blank line between documents. A document longer than
+    `MAX_DOCUMENT_CHARS` is cut at a line boundary (with a notice)."""
+    lines: list[str] = []
+    size = cut = 0
     for line in (piece for text_line in _iter_lines(path) for piece in (text_line.splitlines() or [''])):
-        if line.strip():
-            lines.append(line.strip())
-        elif lines:
-            docs.append('\n'.join(lines)); lines = []
+        line = line.strip()
+        if line:
+            lines.append(line)
+            size += len(line) + 1
+            if size < MAX_DOCUMENT_CHARS:
+                continue
+            cut += 1
+        if lines:
+            yield '\n'.join(lines)
+            lines, size = [], 0
     if lines:
-        docs.append('\n'.join(lines))
-    return docs
+        yield '\n'.join(lines)
+    if cut:
+        print(f"{path}: cut {cut} time(s) a document longer than {MAX_DOCUMENT_CHARS:,} characters at a line "
+              f"boundary; a .txt corpus needs a blank line between documents")
+
+
+def read_txt_documents(path: Path) -> list[str]:
+    """All documents of a text file as a list (`iter_txt_documents`)."""
+    return list(iter_txt_documents(path))
 
 
 def read_jsonl(lines: Iterable[str], source: Path | str, needs: str = 'a JSON object') -> Iterator[tuple[int, dict]]:
@@ -217,31 +253,104 @@ def read_jsonl(lines: Iterable[str], source: Path | str, needs: str = 'a JSON ob
         yield n, record
 
 
-def _read_jsonl_documents(path: Path) -> list[str]:
-    docs = []
+def _iter_jsonl_documents(path: Path) -> Iterator[str]:
     for n, record in read_jsonl(_iter_lines(path), path, "a JSON object with a string field 'text'"):
         if not isinstance(record.get('text'), str):
             raise ValueError(f"{path}:{n}: each JSON line needs a string field 'text'")
-        docs.append(one_document(record['text']))
-    return docs
+        yield one_document(record['text'])
 
 
-def _read_parquet_documents(path: Path) -> list[str]:
-    import pyarrow as pa
+def _iter_parquet_documents(path: Path) -> Iterator[str]:
     import pyarrow.parquet as pq
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise ValueError(f"{path}: cannot read as parquet ({e})") from None
-    if 'text' not in table.column_names:
-        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
-    if not (pa.types.is_string(table.schema.field('text').type) or pa.types.is_large_string(table.schema.field('text').type)):
-        raise ValueError(f"{path}: the 'text' column must hold strings, not {table.schema.field('text').type}")
-    return [one_document(t) for t in table.column('text').to_pylist() if t]
+    if 'text' not in schema.names:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(schema.names)})")
+    if not (pa.types.is_string(schema.field('text').type) or pa.types.is_large_string(schema.field('text').type)):
+        raise ValueError(f"{path}: the 'text' column must hold strings, not {schema.field('text').type}")
+    batches = parquet.iter_batches(batch_size=1024, columns=['text'])  # one row group at a time, not the file
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as e:  # a file damaged after its footer
+            raise ValueError(f"{path}: cannot read as parquet ({e})") from None
+        yield from (one_document(t) for t in batch.column(0).to_pylist() if t)
 
 
 # by corpus suffix without '.gz': the readers stream gzip files themselves
-READERS = {'.txt': read_txt_documents, '.jsonl': _read_jsonl_documents, '.parquet': _read_parquet_documents}
+READERS = {'.txt': iter_txt_documents, '.jsonl': _iter_jsonl_documents, '.parquet': _iter_parquet_documents}
+
+
+def _document_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
+    """The non-empty documents of `files`, in order, as record batches of column `text`."""
+    docs: list[str] = []
+    size = 0
+    for f in files:
+        for doc in READERS[corpus_suffix(f).removesuffix('.gz')](f):
+            if not doc.strip():
+                continue
+            docs.append(doc)
+            size += len(doc)
+            if size >= BATCH_CHARS or len(docs) >= BATCH_DOCUMENTS:
+                yield pa.record_batch([pa.array(docs, pa.string())], schema=TEXT_SCHEMA)
+                docs, size = [], 0
+    if docs:
+        yield pa.record_batch([pa.array(docs, pa.string())], schema=TEXT_SCHEMA)
+
+
+def default_cache_dir() -> Path:
+    """Where `load_corpus` keeps the Arrow files of large corpora unless told otherwise."""
+    return REPO_ROOT / 'data' / 'preprocess' / 'corpus'
+
+
+def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> datasets.Dataset:
+    """The documents of `files` as a `Dataset`: in memory when small, else streamed into (or
+    reused from) `{cache_dir}/{name}-{files}-{state}.arrow`, memory-mapped. The name holds a hash
+    of the files' paths and one of their sizes and modification times, so an edited file is
+    read again; the file is written under a temporary name and renamed when complete."""
+    stats = [f.stat() for f in files]
+    empty = ValueError(f"data {data!r} holds no text: every document is empty")
+    if sum(st.st_size for st in stats) < IN_MEMORY_BYTES:
+        batches = list(_document_batches(files))
+        if not batches:
+            raise empty
+        return datasets.Dataset(InMemoryTable(pa.Table.from_batches(batches, TEXT_SCHEMA)))
+    digest = lambda x: hashlib.sha256(json.dumps(x).encode()).hexdigest()[:12]
+    source = digest([str(f.resolve()) for f in files])
+    state = digest([CORPUS_FORMAT, [[st.st_size, st.st_mtime_ns] for st in stats]])
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f'{data_cache_name(data)}-{source}-{state}.arrow'
+    if not path.is_file():
+        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+        n_docs = n_chars = 0
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            with pa.OSFile(str(tmp), 'wb') as sink, pa.ipc.new_stream(sink, TEXT_SCHEMA) as writer:
+                for batch in _document_batches(files):
+                    writer.write_batch(batch)
+                    n_docs += batch.num_rows
+                    n_chars += pc.sum(pc.binary_length(batch.column(0))).as_py()  # UTF-8 bytes
+            if not n_docs:
+                raise empty
+            with open(tmp, 'rb+') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:  # an unreadable corpus file, a read-only or full cache directory
+            raise ValueError(f"data {data!r}: {e.strerror or e} ({e.filename or tmp}); the corpus files must be "
+                             f"readable and the cache directory {cache_dir} writable with room for the text") from None
+        finally:
+            if tmp.is_file():
+                tmp.unlink()
+        for old in cache_dir.glob(f'{data_cache_name(data)}-{source}-*.arrow'):  # earlier versions of these files
+            if old != path:
+                old.unlink(missing_ok=True)
+        print(f"data {data!r}: {n_docs:,} documents ({n_chars / 1e6:,.0f} MB of text) streamed into {path}")
+    return datasets.Dataset.from_file(str(path))
 
 
 def _load_saved_dataset(data: str, path: Path) -> datasets.Dataset:
@@ -260,11 +369,13 @@ def _load_saved_dataset(data: str, path: Path) -> datasets.Dataset:
     return ds.select_columns(['text'])
 
 
-def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
+def load_corpus(data: str, allow_incomplete: bool = False, cache_dir: str | Path | None = None) -> datasets.Dataset:
     """All documents of a data name or path as a `Dataset` with one column, `text`.
 
-    Raises `ValueError` for a missing, unreadable or empty corpus, and for an incomplete one
-    (a build stopped by a truncated dump) unless `allow_incomplete`.
+    Files are streamed: a corpus of `IN_MEMORY_BYTES` or more is written once to an Arrow file
+    in `cache_dir` (default `default_cache_dir()`) and memory-mapped. Raises `ValueError` for a
+    missing, unreadable or empty corpus, and for an incomplete one (a build stopped by a
+    truncated dump) unless `allow_incomplete`.
     """
     check_data_name(data, allow_incomplete)
     if data.startswith(HUB_PREFIX):
@@ -272,12 +383,7 @@ def load_corpus(data: str, allow_incomplete: bool = False) -> datasets.Dataset:
     saved = _saved_dataset_dir(data)
     if saved is not None:
         return _load_saved_dataset(data, saved)
-    docs: list[str] = []
-    for f in data_files(data):
-        docs += [d for d in READERS[corpus_suffix(f).removesuffix('.gz')](f) if d.strip()]
-    if not docs:
-        raise ValueError(f"data {data!r} holds no text: every document is empty")
-    return datasets.Dataset.from_dict({'text': docs})
+    return _load_files(data, data_files(data), cache_dir)
 
 
 def data_cache_name(data: str) -> str:

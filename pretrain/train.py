@@ -41,11 +41,13 @@ def set_seed(seed: int) -> None:
 
 
 def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datasets.Dataset:
-    """Examples for every corpus in `c.datas`, concatenated. Each corpus is cached at
-    `{data_dir}/preprocess/{name}_{docs}_{max_length}/electra.arrow` and reused."""
+    """Examples for every corpus in `c.datas`, concatenated (columns `input_ids`,
+    `sentA_length`, `doc_id`). Each corpus is cached at
+    `{data_dir}/preprocess/{name}_{docs}_{max_length}/electra.arrow` and reused; a large text
+    corpus is first streamed into `{data_dir}/preprocess/corpus/` (`load_corpus`)."""
     dsets = []
     for data in c.datas:
-        docs = load_corpus(data)
+        docs = load_corpus(data, cache_dir=repo_path(c.get('data_dir', 'data')) / 'preprocess' / 'corpus')
         cache = repo_path(c.get('data_dir', 'data')) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
         processor = ELECTRADataProcessor(docs, hf_tokenizer=hf_tokenizer, max_length=c.max_length,
                                          min_line_chars=c.get('min_line_chars', 0), seed=c.seed,

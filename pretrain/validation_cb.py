@@ -29,10 +29,13 @@ VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_p
 
 
 def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """(train, valid): a seeded random choice of `n_or_fraction` examples (a count, or a
-    fraction in (0, 1)) held out from a processed dataset; both keep the dataset's order.
+    """(train, valid) from a processed dataset, split by document: whole documents, taken in a
+    random order drawn from `seed`, are held out until they hold at least `n_or_fraction`
+    examples (a count, or a fraction in (0, 1) of all examples). No document has examples on
+    both sides; both sides keep the dataset's order.
 
-    The split is by example: neighbouring examples cut from one document may fall on both sides.
+    Documents are the runs of equal `doc_id` (the column `ELECTRADataProcessor` writes), so
+    corpora concatenated after processing (each numbering its documents from 0) split correctly.
     """
     n_total = len(dset)
     if isinstance(n_or_fraction, bool) or not isinstance(n_or_fraction, (int, float)):
@@ -46,8 +49,25 @@ def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: i
     if not 1 <= n_valid < n_total:
         raise ValueError(f"cannot hold out {n_valid} of {n_total} examples: keep at least one for each of "
                          f"training and validation (use a smaller valid size or a bigger corpus)")
-    order = np.random.default_rng(seed).permutation(n_total)
-    return dset.select(np.sort(order[n_valid:])), dset.select(np.sort(order[:n_valid]))
+    if 'doc_id' not in dset.column_names:
+        raise ValueError("the dataset has no doc_id column, so whole documents cannot be held out; "
+                         "build it with ELECTRADataProcessor (pretrain.train.preprocess)")
+    doc_ids = dset.select_columns(['doc_id']).with_format('numpy')[:]['doc_id']  # one column, not the examples
+    starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])  # first example of each document
+    sizes = np.diff(np.r_[starts, n_total])
+    order = np.random.default_rng(seed).permutation(len(starts))
+    # documents, in the seeded order, until the held-out examples reach n_valid
+    n_docs = int(np.searchsorted(np.cumsum(sizes[order]), n_valid)) + 1
+    if n_docs >= len(starts):
+        raise ValueError(f"cannot hold out {n_valid} of {n_total} examples as whole documents: the examples come "
+                         f"from {len(starts)} document(s) and one must stay for training (use a smaller valid size "
+                         f"or a corpus with more documents; a .txt corpus needs a blank line between documents)")
+    held_out = np.zeros(len(starts), dtype=bool)
+    held_out[order[:n_docs]] = True
+    is_valid = np.repeat(held_out, sizes)
+    print(f"held out {int(is_valid.sum())} examples from {n_docs} whole documents (asked {n_valid}); "
+          f"{n_total - int(is_valid.sum())} examples from {len(starts) - n_docs} documents for training")
+    return dset.select(np.flatnonzero(~is_valid)), dset.select(np.flatnonzero(is_valid))
 
 
 def valid_csv_path(train_csv: str | Path) -> Path:

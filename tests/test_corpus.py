@@ -314,3 +314,123 @@ def test_a_record_is_one_document_even_with_blank_lines(tmp_path):
     path = tmp_path / 'docs.jsonl'
     path.write_text(_json.dumps({'text': '第一段落。\n\n第二段落。\n \n第三段落。'}, ensure_ascii=False) + '\n', encoding='utf-8')
     assert load_corpus(str(path))['text'] == ['第一段落。\n第二段落。\n第三段落。']
+
+
+# ---- large corpora: streamed into a memory-mapped Arrow file ------------------------------
+@pytest.fixture
+def on_disk(monkeypatch):
+    """Every corpus counts as large, in record batches of at most 7 documents."""
+    import pretrain.corpus as corpus
+    monkeypatch.setattr(corpus, 'IN_MEMORY_BYTES', 0)
+    monkeypatch.setattr(corpus, 'BATCH_DOCUMENTS', 7)
+    return corpus
+
+
+def mixed_corpus(d):
+    """A directory of .txt, .jsonl.gz and .parquet files: 40 + 25 + 15 documents."""
+    d.mkdir()
+    (d / 'a.txt').write_text(''.join(f'doc {i} line one.\ndoc {i} line two.\n\n' for i in range(40)), encoding='utf-8')
+    (d / 'b.jsonl.gz').write_bytes(gzip.compress(''.join(json.dumps({'text': f'json {i}.\n\nsecond.'}) + '\n'
+                                                         for i in range(25)).encode()))
+    pq.write_table(pa.table({'text': [f'parquet {i}.' for i in range(15)]}), d / 'c.parquet', row_group_size=4)
+    return d
+
+
+def test_large_corpus_streams_into_a_memory_mapped_arrow_file(tmp_path, on_disk):
+    d = mixed_corpus(tmp_path / 'corpus')
+    cache = tmp_path / 'cache'
+    ds = on_disk.load_corpus(str(d), cache_dir=cache)
+    files = [Path(f['filename']) for f in ds.cache_files]
+    assert len(files) == 1 and files[0].parent == cache and files[0].name.startswith('corpus-')
+    assert len(ds) == 80 and ds.column_names == ['text'] and ds.features['text'].dtype == 'string'
+    assert ds['text'][:2] == ['doc 0 line one.\ndoc 0 line two.', 'doc 1 line one.\ndoc 1 line two.']
+    assert ds['text'][40] == 'json 0.\nsecond.' and ds['text'][-1] == 'parquet 14.'
+    with pa.OSFile(str(files[0])) as f:  # written a batch at a time, not from one list
+        sizes = [b.num_rows for b in pa.ipc.open_stream(f)]
+    assert max(sizes) == 7 and sum(sizes) == 80
+    assert sorted(p.name for p in cache.iterdir()) == [files[0].name]  # no temporary file left
+
+
+def test_large_corpus_equals_the_in_memory_one(tmp_path, on_disk, monkeypatch):
+    d = mixed_corpus(tmp_path / 'corpus')
+    streamed = on_disk.load_corpus(str(d), cache_dir=tmp_path / 'cache')['text']
+    monkeypatch.setattr(on_disk, 'IN_MEMORY_BYTES', 2**40)
+    in_memory = on_disk.load_corpus(str(d), cache_dir=tmp_path / 'cache')
+    assert in_memory.cache_files == [] and in_memory['text'] == streamed
+
+
+def test_large_corpus_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path, on_disk, monkeypatch):
+    d = mixed_corpus(tmp_path / 'corpus')
+    cache = tmp_path / 'cache'
+    first = on_disk.load_corpus(str(d), cache_dir=cache)
+    readers = dict(on_disk.READERS)
+    monkeypatch.setattr(on_disk, 'READERS', {k: lambda p: pytest.fail('read a cached corpus again') for k in readers})
+    again = on_disk.load_corpus(str(d), cache_dir=cache)
+    assert again.cache_files == first.cache_files and again._fingerprint == first._fingerprint
+    monkeypatch.setattr(on_disk, 'READERS', readers)
+    with open(d / 'a.txt', 'a', encoding='utf-8') as f:
+        f.write('an added document.\n')
+    changed = on_disk.load_corpus(str(d), cache_dir=cache)
+    assert len(changed) == 81 and 'an added document.' in changed['text']
+    assert changed._fingerprint != first._fingerprint  # so the examples cache is rebuilt too
+    assert [Path(f['filename']).name for f in changed.cache_files] == [p.name for p in cache.iterdir()]  # the old one removed
+
+
+@pytest.mark.parametrize('suffix', ['.txt', '.jsonl'])
+def test_large_corpus_error_leaves_no_cache_file(tmp_path, on_disk, suffix):
+    f = tmp_path / f'c{suffix}'
+    good = 'fine.\n\n' if suffix == '.txt' else json.dumps({'text': 'fine.'}) + '\n'
+    f.write_bytes((good * 50).encode() + ('caf\u00e9'.encode('latin-1') if suffix == '.txt' else b'{"text": broken') + b'\n')
+    with pytest.raises(ValueError, match=rf'c\{suffix}'):
+        on_disk.load_corpus(str(f), cache_dir=tmp_path / 'cache')
+    assert list((tmp_path / 'cache').iterdir()) == []
+    (tmp_path / 'e.txt').write_text('\n \n\n', encoding='utf-8')
+    with pytest.raises(ValueError, match='holds no text'):
+        on_disk.load_corpus(str(tmp_path / 'e.txt'), cache_dir=tmp_path / 'cache')
+    assert list((tmp_path / 'cache').iterdir()) == []
+
+
+def test_reading_holds_one_batch_not_the_corpus(tmp_path, on_disk, monkeypatch):
+    """Python memory while a 3.9 MB .txt corpus streams to disk stays near one batch (64 KB)."""
+    import tracemalloc
+    monkeypatch.setattr(on_disk, 'BATCH_DOCUMENTS', 10**9)
+    monkeypatch.setattr(on_disk, 'BATCH_CHARS', 64 * 2**10)
+    line = 'a sentence of the corpus, about eighty characters long, for the reading test.\n'
+    f = tmp_path / 'big.txt'
+    f.write_text((line * 10 + '\n') * 5000, encoding='utf-8')
+    tracemalloc.start()
+    try:
+        ds = on_disk.load_corpus(str(f), cache_dir=tmp_path / 'cache')
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(ds) == 5000 and f.stat().st_size > 3.5e6
+    assert peak < 1e6, f'{peak / 1e6:.1f} MB of Python objects at the peak'
+
+
+def test_txt_without_blank_lines_is_cut_into_bounded_documents(tmp_path, monkeypatch, capsys):
+    import pretrain.corpus as corpus
+    monkeypatch.setattr(corpus, 'MAX_DOCUMENT_CHARS', 100)
+    lines = [f'line number {i} of a file with no blank line.' for i in range(30)]
+    f = tmp_path / 'c.txt'
+    f.write_text('\n'.join(lines) + '\n\nlast doc.\n', encoding='utf-8')
+    docs = load_corpus(str(f))['text']
+    assert [line for d in docs[:-1] for line in d.split('\n')] == lines and docs[-1] == 'last doc.'
+    assert all(len(d) < 100 + 50 for d in docs) and len(docs) > 5
+    assert 'a .txt corpus needs a blank line between documents' in capsys.readouterr().out
+
+
+def test_parquet_is_read_in_batches(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq_module
+    f = tmp_path / 'c.parquet'
+    pq.write_table(pa.table({'text': [f'doc {i}.' for i in range(3000)], 'other': list(range(3000))}), f, row_group_size=500)
+    monkeypatch.setattr(pq_module, 'read_table', lambda *a, **k: pytest.fail('read the whole file'))
+    assert load_corpus(str(f))['text'] == [f'doc {i}.' for i in range(3000)]
+
+
+def test_large_corpus_with_an_unwritable_cache_is_one_line_error(tmp_path, on_disk):
+    d = mixed_corpus(tmp_path / 'corpus')
+    (tmp_path / 'file').write_text('not a directory', encoding='utf-8')
+    with pytest.raises(ValueError) as e:
+        on_disk.load_corpus(str(d), cache_dir=tmp_path / 'file' / 'cache')
+    assert 'cache directory' in str(e.value) and 'writable' in str(e.value) and '\n' not in str(e.value)

@@ -99,7 +99,7 @@ class GoogleExampleBuilder:
 def test_columns_and_special_tokens_layout(tokenizer):
     docs = load_corpus('sample')
     out = ELECTRADataProcessor(docs, tokenizer, max_length=64).map()
-    assert out.column_names == ['input_ids', 'sentA_length']
+    assert out.column_names == ['input_ids', 'sentA_length', 'doc_id']
     assert len(out) > 20
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     n_two = 0
@@ -321,7 +321,7 @@ def test_cache_is_written_then_loaded(tokenizer, small_corpus, tmp_path, monkeyp
     assert path.is_file() and path.with_suffix('.json').is_file()
     assert sorted(os.listdir(path.parent)) == ['examples.arrow', 'examples.json']  # no partial left over
     assert json.loads(path.with_suffix('.json').read_text())['inputs']['max_length'] == 24
-    assert len(first) > 20 and first.column_names == ['input_ids', 'sentA_length']
+    assert len(first) > 20 and first.column_names == ['input_ids', 'sentA_length', 'doc_id']
     if num_proc == 1:
         assert as_rows(first) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
     mtime = path.stat().st_mtime_ns
@@ -387,14 +387,73 @@ def test_cache_with_corrupt_json_is_rebuilt(tokenizer, small_corpus, tmp_path):
     assert as_rows(out) == as_rows(process(tokenizer, small_corpus, max_length=24, seed=1))
 
 
-def test_num_proc_2_is_reproducible_and_depends_only_on_batches(tokenizer, small_corpus, tmp_path):
-    """Randomness is keyed by batch position, not by worker scheduling: two runs with
-    num_proc=2 agree, and equal an in-process run with the same batch boundaries."""
-    a = process(tokenizer, small_corpus, max_length=24, seed=1, num_proc=2, cache_file_name=str(tmp_path / 'a.arrow'))
-    b = process(tokenizer, small_corpus, max_length=24, seed=1, num_proc=2, cache_file_name=str(tmp_path / 'b.arrow'))
-    assert as_rows(a) == as_rows(b)
-    half = process(tokenizer, small_corpus, max_length=24, seed=1, batch_size=len(small_corpus) // 2)
-    assert as_rows(a) == as_rows(half)
+def test_same_examples_whatever_num_proc_and_batch_size(tokenizer, tmp_path, monkeypatch):
+    """Randomness is keyed by document: num_proc 1 and 3 (with other batch boundaries too)
+    write byte-identical cache files from the same corpus, tokenizer, seed and max_length."""
+    from pretrain._utils import electra_dataprocessor
+    monkeypatch.setattr(electra_dataprocessor, 'ROWS_PER_RECORD_BATCH', 50)  # the file's batches, whatever map's
+    docs = load_corpus('sample')
+    one = ELECTRADataProcessor(docs, tokenizer, max_length=48, seed=7)
+    a = one.map(cache_file_name=str(tmp_path / 'a.arrow'), num_proc=1)
+    three = ELECTRADataProcessor(docs, tokenizer, max_length=48, seed=7)
+    b = three.map(cache_file_name=str(tmp_path / 'b.arrow'), num_proc=3, batch_size=5)
+    assert len(a) > 100 and as_rows(a) == as_rows(b) and a['doc_id'] == b['doc_id']
+    assert (tmp_path / 'a.arrow').read_bytes() == (tmp_path / 'b.arrow').read_bytes()
+    assert one.stats == three.stats
+    assert {len(batch) for batch in a.data.table.to_batches()[:-1]} == {50}
+    in_memory = ELECTRADataProcessor(docs, tokenizer, max_length=48, seed=7).map(batch_size=11)
+    assert as_rows(in_memory) == as_rows(a)
+
+
+def test_mapping_in_parts_changes_nothing(tokenizer, tmp_path, monkeypatch):
+    """A large corpus is mapped in parts by fresh worker pools: same file, byte for byte."""
+    from pretrain._utils import electra_dataprocessor
+    docs = load_corpus('sample')
+    whole = ELECTRADataProcessor(docs, tokenizer, max_length=48, seed=7)
+    whole.map(cache_file_name=str(tmp_path / 'whole.arrow'))
+    monkeypatch.setattr(electra_dataprocessor, 'PART_BYTES_PER_PROCESS', docs.data.nbytes // 6)  # 3 parts of 2
+    calls = MapCounter(monkeypatch)
+    parts = ELECTRADataProcessor(docs, tokenizer, max_length=48, seed=7)
+    out = parts.map(cache_file_name=str(tmp_path / 'parts.arrow'), num_proc=2)
+    assert calls.calls >= 3 and parts.stats == whole.stats
+    assert (tmp_path / 'parts.arrow').read_bytes() == (tmp_path / 'whole.arrow').read_bytes()
+    assert out['doc_id'][-1] == len(docs) - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['parts.arrow', 'parts.json', 'whole.arrow', 'whole.json']
+
+
+def test_cache_of_an_older_format_is_rebuilt(tokenizer, small_corpus, tmp_path, monkeypatch):
+    """Caches written before `doc_id` (format 2) are rebuilt, not reused without the column."""
+    path = tmp_path / 'examples.arrow'
+    process(tokenizer, small_corpus, max_length=24, cache_file_name=str(path))
+    record = json.loads(path.with_suffix('.json').read_text())
+    assert record['inputs']['format'] == 3
+    record['inputs']['format'] = 2
+    path.with_suffix('.json').write_text(json.dumps(record))
+    counter = MapCounter(monkeypatch)
+    out = process(tokenizer, small_corpus, max_length=24, cache_file_name=str(path))
+    assert counter.calls == 1 and 'doc_id' in out.column_names
+
+
+def test_doc_id_is_the_source_row(tokenizer):
+    out = process(tokenizer, ['a b c\n\nd e', '', 'f g', 'h'], max_length=64)
+    assert out['doc_id'] == [0, 0, 2, 3]  # an empty document gives no example
+    assert out.features['doc_id'].dtype == 'int64'
+    rng = random.Random(2)
+    docs = ['\n'.join(random_line(rng, 6) for _ in range(40)) for _ in range(5)]
+    ids = process(tokenizer, docs, max_length=24, batch_size=2)['doc_id']
+    assert ids == sorted(ids) and set(ids) == set(range(5))  # consecutive, in document order
+
+
+def test_a_document_gives_the_same_examples_wherever_it_is(tokenizer):
+    """A document's examples depend on its row, not on its neighbours in the batch."""
+    rng = random.Random(5)
+    docs = ['\n'.join(random_line(rng, rng.randint(2, 9)) for _ in range(80)) for _ in range(4)]
+    alone = process(tokenizer, docs, max_length=24, seed=3, batch_size=1)
+    together = process(tokenizer, docs, max_length=24, seed=3)
+    assert as_rows(alone) == as_rows(together)
+    changed = process(tokenizer, docs[:2] + ['x y z'] + docs[3:], max_length=24, seed=3)
+    keep = lambda out, d: [r for r, i in zip(as_rows(out), out['doc_id']) if i == d]
+    assert all(keep(changed, d) == keep(together, d) for d in (0, 1, 3))
 
 
 def test_num_proc_larger_than_rows(tokenizer, tmp_path):
@@ -462,3 +521,17 @@ def test_min_line_chars_per_language(tokenizer):
     assert kept[0] == ['海は広くて青い。', 'The sea is wide and very blue today.']
     with pytest.raises(ValueError, match="keys must be 'ja' and 'default'"):
         ELECTRADataProcessor(docs, tokenizer, max_length=128, min_line_chars={'en': 80})
+
+
+# ---- the preprocessing benchmark (pretrain/bench_preprocess.py), at a tiny size ---------------
+def test_bench_preprocess_reports_memory_and_throughput(tmp_path, monkeypatch):
+    import pretrain.corpus as corpus
+    from pretrain import bench_preprocess
+    monkeypatch.setattr(corpus, 'IN_MEMORY_BYTES', 0)  # the streamed path, as for a large corpus
+    path = bench_preprocess.generate_corpus(tmp_path / 'c.txt', 200_000)
+    assert 200_000 <= path.stat().st_size < 700_000 and '\n\n' in path.read_text(encoding='utf-8')
+    result = bench_preprocess.run(path, tmp_path / 'work', num_proc=1, every=0.05)
+    assert result['documents'] > 50 and result['examples'] > 100 and result['mb_per_s'] > 0
+    assert 0 < result['peak_uss_sum'] <= result['peak_pss_sum'] <= result['peak_rss_sum'] and result['processes'] >= 1
+    assert any((tmp_path / 'work' / 'corpus').glob('c-*.arrow'))  # streamed into Arrow, then processed
+    assert (tmp_path / 'work' / 'examples' / 'electra.arrow').is_file()

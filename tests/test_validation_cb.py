@@ -109,16 +109,62 @@ def test_wandb_gets_the_rows(runs, tokenizer):
     assert step == 7 and set(values) == {f'valid/{k}' for k in VALID_COLUMNS[1:]}
 
 
-def test_split_validation_is_seeded_disjoint_and_ordered():
-    ds = datasets.Dataset.from_dict({'input_ids': [[2, i, 3] for i in range(20)], 'sentA_length': [3] * 20})
-    train, valid = split_validation(ds, 5, seed=1)
-    ids = lambda d: [row[1] for row in d['input_ids']]
-    assert len(train) == 15 and len(valid) == 5
-    assert sorted(ids(train) + ids(valid)) == list(range(20))
-    assert ids(valid) == sorted(ids(valid)) and ids(train) == sorted(ids(train))
-    assert ids(split_validation(ds, 5, seed=1)[1]) == ids(valid)
-    assert ids(split_validation(ds, 5, seed=2)[1]) != ids(valid)
-    assert len(split_validation(ds, 0.1, seed=1)[1]) == 2
+def examples_of_documents(sizes, first=0):
+    """A processed-looking dataset: document d gives sizes[d] examples [CLS] first+d k [SEP]."""
+    rows = [(d, k) for d, n in enumerate(sizes) for k in range(n)]
+    return datasets.Dataset.from_dict({'input_ids': [[2, first + d, k, 3] for d, k in rows], 'sentA_length': [4] * len(rows),
+                                       'doc_id': [d for d, _ in rows]})
+
+
+def docs_of(ds):
+    return [row[1] for row in ds['input_ids']]
+
+
+def test_split_validation_holds_out_whole_documents():
+    sizes = [1, 5, 2, 7, 3, 1, 4, 6, 2, 3] * 3
+    ds = examples_of_documents(sizes)
+    train, valid = split_validation(ds, 20, seed=1)
+    assert set(docs_of(train)).isdisjoint(docs_of(valid))  # no document on both sides
+    assert set(docs_of(train)) | set(docs_of(valid)) == set(range(len(sizes)))
+    for d in set(docs_of(valid)):  # every held-out document is there whole
+        assert docs_of(valid).count(d) == sizes[d]
+    assert 20 <= len(valid) < 20 + max(sizes) and len(train) + len(valid) == len(ds)
+    rows = lambda d: [tuple(r) for r in d['input_ids']]
+    assert rows(valid) == sorted(rows(valid)) and rows(train) == sorted(rows(train))  # dataset order
+    assert rows(split_validation(ds, 20, seed=1)[1]) == rows(valid)  # seeded
+    assert rows(split_validation(ds, 20, seed=2)[1]) != rows(valid)
+    assert 0.25 * len(ds) <= len(split_validation(ds, 0.25, seed=1)[1]) < 0.25 * len(ds) + max(sizes)
+
+
+def test_split_validation_of_concatenated_corpora():
+    """Each corpus numbers its documents from 0: documents are runs of equal doc_id."""
+    first, second = examples_of_documents([3, 3]), examples_of_documents([3, 3], first=2)
+    both = datasets.concatenate_datasets([first, second])
+    for seed in range(5):
+        train, valid = split_validation(both, 2, seed=seed)
+        assert len(valid) == 3 and len(train) == 9
+        starts = [i for i, row in enumerate(both['input_ids']) if row in valid['input_ids']]
+        assert starts in ([0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11])
+
+
+def test_split_validation_of_processed_sample_by_document(tokenizer, tmp_path):
+    ds = preprocess(config(tmp_path, 'split'), tokenizer)
+    train, valid = split_validation(ds, 16, seed=0)
+    assert set(train['doc_id']).isdisjoint(valid['doc_id']) and len(valid) >= 16
+    assert len(set(valid['doc_id'])) > 1
+
+
+@pytest.mark.parametrize('sizes, size, message', [([10], 3, r'as whole documents: the examples come from 1 document'),
+                                                  ([5, 5], 6, r'cannot hold out 6 of 10 examples as whole documents')])
+def test_split_validation_needs_enough_documents(sizes, size, message):
+    with pytest.raises(ValueError, match=message):
+        split_validation(examples_of_documents(sizes), size, seed=0)
+
+
+def test_split_validation_needs_doc_id():
+    ds = examples_of_documents([2, 2]).remove_columns('doc_id')
+    with pytest.raises(ValueError, match='no doc_id column.*ELECTRADataProcessor'):
+        split_validation(ds, 1)
 
 
 @pytest.mark.parametrize('size, message', [(0, 'cannot hold out 0 of 20'), (20, 'cannot hold out 20 of 20'),

@@ -9,8 +9,10 @@ import random
 import re
 import shutil
 from pathlib import Path
+from typing import Callable, Iterator
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
@@ -18,27 +20,43 @@ from datasets.table import InMemoryTable
 from ..sentences import split_sentences
 from ..tokenizer import batch_encoder, vocab_hash
 
+# the columns training reads (pretrain/get_dataloaders.py)
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),
                               'sentA_length': datasets.Value('int32')})
+# the columns the processor writes: also the row of the source document in the corpus, so the
+# held-out split can take whole documents (validation_cb.split_validation); loaders ignore it
+EXAMPLE_FEATURES = datasets.Features({**FEATURES, 'doc_id': datasets.Value('int64')})
+EXAMPLE_SCHEMA = EXAMPLE_FEATURES.arrow_schema.with_metadata(
+    {b'huggingface': json.dumps({'info': {'features': EXAMPLE_FEATURES.to_dict()}}).encode()})
 STATS = ('kept_tokens', 'filtered_tokens', 'truncated_tokens')
 # map() also emits one row of token counts per batch (empty input_ids), summed and dropped after
-MAP_FEATURES = datasets.Features({**FEATURES, **{s: datasets.Value('int64') for s in STATS}})
-FORMAT_VERSION = 2  # bump when the example layout changes: old caches are rebuilt
+MAP_FEATURES = datasets.Features({**EXAMPLE_FEATURES, **{s: datasets.Value('int64') for s in STATS}})
+# 3: randomness keyed by document, `doc_id` column
+FORMAT_VERSION = 3  # bump when the example layout changes: old caches are rebuilt
+# the cache file is written in record batches of this many examples whatever the map's batches
+# and processes, so the same inputs give a byte-identical file
+ROWS_PER_RECORD_BATCH = 4096
+# with a cache file, documents are mapped in parts of about this much text per process, each part
+# by fresh worker processes: what a worker holds, the pages of the memory-mapped corpus it has
+# read included, is given back when its part ends, so the peak memory does not grow with the corpus
+PART_BYTES_PER_PROCESS = 64 * 2**20
 JAPANESE = re.compile(r'[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]')
 
 
 class ELECTRADataProcessor:
     """Turns a `Dataset` of documents (column `text_col`, lines split by `lines_delimiter`)
-    into examples with columns `input_ids` ([CLS] A [SEP] B [SEP]) and `sentA_length`
-    (length of [CLS] A [SEP]).
+    into examples with columns `input_ids` ([CLS] A [SEP] B [SEP]), `sentA_length`
+    (length of [CLS] A [SEP]) and `doc_id` (the row of the document in `hf_dset`; the examples
+    of a document are consecutive, in document order).
 
     A blank line or the end of a document ends the current example. With `split_sentences`,
     Japanese lines are split into sentences at 。！？ (pretrain/sentences.py), so segments A and
     B are sentence-aligned even when a line holds a whole paragraph. Lines (sentences) shorter
     than `min_line_chars` characters are dropped when `apply_cleaning` — an int, or a dict
     `{'ja': n, 'default': m}` since Japanese packs more into a character (the English recipe
-    used 80). Randomness (segment split, short targets) comes from `seed` and the batch
-    position, so the same corpus, seed and `num_proc` give the same examples. After `map`,
+    used 80). Randomness (segment split, short targets) comes from a RNG per document, seeded
+    from `seed` and the document's row: the same corpus, tokenizer, seed and `max_length` give
+    byte-identical examples whatever `num_proc` and `batch_size`. After `map`,
     `self.stats` counts the tokens kept, dropped by filtering and dropped by truncation.
     """
 
@@ -66,6 +84,20 @@ class ELECTRADataProcessor:
         self._current_sentences: list[list[int]] = []
         self._current_length = 0
         self._target_length = self._max_length
+
+    def _start_document(self, doc_id: int) -> None:
+        """A fresh builder for document `doc_id`, with its own RNG: its examples depend on the
+        seed and the document alone, never on the batch or worker process it falls in."""
+        # a str seed goes through SHA-512: stable across processes, Python runs and platforms
+        self.rng = random.Random(f'electra/{self.seed}/{doc_id}')
+        self._current_sentences, self._current_length = [], 0
+        # Google's builder carries the target drawn after the previous document's last example
+        # into the next document; drawing it here the same way keeps the 5% of short targets
+        self._target_length = self._next_target_length()
+
+    def _next_target_length(self) -> int:
+        # small chance of a random-length example, so the model also sees short inputs
+        return self.rng.randint(5, self._max_length) if self.rng.random() < 0.05 else self._max_length
 
     # ---- text -> token ids --------------------------------------------------------------
     def clean(self, line: str) -> str:
@@ -135,8 +167,7 @@ class ELECTRADataProcessor:
         second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
         self._truncated += before - len(first_segment) - len(second_segment)
         self._current_sentences, self._current_length = [], 0
-        # small chance of a random-length example, so the model also sees short inputs
-        self._target_length = self.rng.randint(5, self._max_length) if self.rng.random() < 0.05 else self._max_length
+        self._target_length = self._next_target_length()
         return self._make_example(first_segment, second_segment)
 
     def _make_example(self, first_segment: list[int], second_segment: list[int]) -> dict:
@@ -147,31 +178,35 @@ class ELECTRADataProcessor:
             input_ids += second_segment + [sep]
         return {'input_ids': input_ids, 'sentA_length': sentA_length}
 
-    def __call__(self, texts: list[str], indices: list[int]) -> dict[str, list]:
-        # a fresh RNG per batch, keyed by its first row: independent of worker scheduling
-        self._reset(random.Random(self.seed * 1_000_003 + (indices[0] if indices else 0)))
-        out: dict[str, list] = {'input_ids': [], 'sentA_length': [], **{s: [] for s in STATS}}
+    def __call__(self, texts: list[str], indices: list[int], offset: int = 0) -> dict[str, list]:
+        """One `Dataset.map` batch: the documents `texts` at rows `offset + indices` of
+        `hf_dset` -> columns of `MAP_FEATURES`: the examples, then one row of the batch's
+        token counts."""
+        self._truncated = 0
+        out: dict[str, list] = {'input_ids': [], 'sentA_length': [], 'doc_id': [], **{s: [] for s in STATS}}
 
-        def emit(example, stats=(0, 0, 0)):
+        def emit(example, doc_id, stats=(0, 0, 0)):
             if example:
                 out['input_ids'].append(example['input_ids'])
                 out['sentA_length'].append(example['sentA_length'])
+                out['doc_id'].append(doc_id)
                 for name, value in zip(STATS, stats):
                     out[name].append(value)
 
         docs, filtered = self._documents_as_ids(texts)
-        for doc in docs:
+        for doc_id, doc in zip((offset + i for i in indices), docs):
+            self._start_document(doc_id)
             for tokids in doc:
                 if tokids is None:  # blank line: ends the current example (Google's builder)
                     if self._current_length:
-                        emit(self._create_example())
+                        emit(self._create_example(), doc_id)
                 elif tokids:
-                    emit(self.add_line(tokids))
+                    emit(self.add_line(tokids), doc_id)
             if self._current_length:  # end of document
-                emit(self._create_example())
+                emit(self._create_example(), doc_id)
         kept = sum(len(ids) for ids in out['input_ids']) - 2 * len(out['input_ids']) - sum(
             len(ids) > a for ids, a in zip(out['input_ids'], out['sentA_length']))  # minus [CLS]/[SEP]s
-        emit({'input_ids': [], 'sentA_length': 0}, (kept, filtered, self._truncated))  # the batch's counts
+        emit({'input_ids': [], 'sentA_length': 0}, -1, (kept, filtered, self._truncated))  # the batch's counts
         return out
 
     # ---- Dataset.map with a reusable, atomically written cache ----------------------------
@@ -187,9 +222,11 @@ class ELECTRADataProcessor:
         """Process all documents with `Dataset.map(batched=True, num_proc=...)`.
 
         With `cache_file_name`, the result is one Arrow file there plus a `.json` record of what
-        made it; a later call with the same inputs loads it instead of recomputing. The file is
-        written under a temporary name and renamed, so an interrupted run leaves no file that
-        looks complete.
+        made it; a later call with the same inputs loads it (memory-mapped) instead of
+        recomputing. The file is written under a temporary name and renamed, so an interrupted
+        run leaves no file that looks complete; it is the same, byte for byte, whatever
+        `num_proc` and `batch_size`. Memory stays bounded: the documents are read from their
+        (memory-mapped) dataset batch by batch and the examples are streamed to disk.
         """
         num_proc = max(1, min(num_proc or 1, len(self.hf_dset)))
         meta = self._fingerprint()
@@ -200,8 +237,9 @@ class ELECTRADataProcessor:
                           desc='ELECTRA examples', **kwargs)
         if cache_file_name is None:
             mapped = self.hf_dset.map(self, keep_in_memory=True, **map_kwargs)
-            table, self.stats = self._split_stats(mapped.data.table)
-            return datasets.Dataset(InMemoryTable(table))
+            tables: list[pa.Table] = []
+            self.stats = self._copy_examples(_record_batches(mapped), tables.append)
+            return datasets.Dataset(InMemoryTable(pa.concat_tables(tables) if tables else EXAMPLE_SCHEMA.empty_table()))
         path = Path(cache_file_name)
         if not path.suffix:
             path = path.with_suffix('.arrow')
@@ -214,39 +252,91 @@ class ELECTRADataProcessor:
         meta_path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         work = path.parent / f'.{path.stem}.partial'
+        tmp = path.with_name(path.name + '.tmp')
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         try:
-            mapped = self.hf_dset.map(self, cache_file_name=str(work / path.name), **map_kwargs)
-            table, self.stats = self._split_stats(mapped.data.table)
-            _write_arrow_atomic(table, path)
+            with pa.OSFile(str(tmp), 'wb') as sink, pa.ipc.new_stream(sink, EXAMPLE_SCHEMA) as writer:
+                self.stats = self._copy_examples(self._map_parts(work, map_kwargs), writer.write_table)
+            with open(tmp, 'rb+') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
             meta_path.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1))
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            tmp.unlink(missing_ok=True)
         return datasets.Dataset.from_file(str(path))
 
-    def _split_stats(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-        """The examples (rows with tokens, two columns) and the summed token counts."""
-        stats = {name: int(pc.sum(table.column(name)).as_py() or 0) for name in STATS}
-        examples = table.filter(pc.greater(pc.list_value_length(table.column('input_ids')), 0))
-        examples = examples.select(list(FEATURES)).replace_schema_metadata(
-            {b'huggingface': json.dumps({'info': {'features': FEATURES.to_dict()}}).encode()})
+    def _map_parts(self, work: Path, map_kwargs: dict) -> Iterator[pa.RecordBatch]:
+        """The map output, in order, of the documents in parts of about `PART_BYTES_PER_PROCESS`
+        of text per process, each mapped into `work` by its own pool of `num_proc` processes,
+        its files deleted once read."""
+        n = len(self.hf_dset)
+        bytes_per_doc = max(1, self.hf_dset.data.nbytes // max(1, self.hf_dset.data.num_rows))  # sizes only, no read
+        num_proc = map_kwargs['num_proc'] or 1
+        rows = max(num_proc, num_proc * PART_BYTES_PER_PROCESS // bytes_per_doc)
+        starts = range(0, n, rows)
+        for i, start in enumerate(starts):
+            part = self.hf_dset.select(range(start, min(n, start + rows)))  # contiguous rows: a slice, not a copy
+            name = work / f'part{i:05d}.arrow'
+            desc = map_kwargs['desc'] + (f' (part {i + 1} of {len(starts)})' if len(starts) > 1 else '')
+            mapped = part.map(self, **{**map_kwargs, 'cache_file_name': str(name), 'fn_kwargs': {'offset': start},
+                                       'num_proc': min(num_proc, len(part)) if num_proc > 1 else None,
+                                       'new_fingerprint': f"{map_kwargs['new_fingerprint']}-{i}", 'desc': desc})
+            yield from _record_batches(mapped)
+            del mapped
+            for f in work.glob(f'{name.stem}*'):
+                f.unlink()
+
+    def _copy_examples(self, batches: Iterator[pa.RecordBatch], write: Callable[[pa.Table], None]) -> dict[str, int]:
+        """Pass the examples of the map output `batches` to `write`, in tables of
+        `ROWS_PER_RECORD_BATCH` rows (one chunk each; the last may be shorter) and without the
+        count rows; return the summed token counts."""
+        stats = dict.fromkeys(STATS, 0)
+        pending: list[pa.Table] = []
+        n_pending = n_examples = 0
+        for batch in batches:
+            for name in STATS:
+                stats[name] += int(pc.sum(batch.column(name)).as_py() or 0)
+            examples = pa.Table.from_batches([batch]).filter(
+                pc.greater(pc.list_value_length(batch.column('input_ids')), 0))
+            examples = examples.select(list(EXAMPLE_FEATURES)).cast(EXAMPLE_SCHEMA)
+            pending.append(examples)
+            n_pending += examples.num_rows
+            n_examples += examples.num_rows
+            while n_pending >= ROWS_PER_RECORD_BATCH:
+                table = pa.concat_tables(pending)
+                write(_fresh(table.slice(0, ROWS_PER_RECORD_BATCH)))
+                pending, n_pending = [table.slice(ROWS_PER_RECORD_BATCH)], n_pending - ROWS_PER_RECORD_BATCH
+        if n_pending:
+            write(_fresh(pa.concat_tables(pending)))
         total = sum(stats.values()) or 1
-        stats['examples'] = examples.num_rows
-        print(f"{examples.num_rows} examples, {stats['kept_tokens']} tokens kept; dropped "
+        stats['examples'] = n_examples
+        print(f"{n_examples} examples, {stats['kept_tokens']} tokens kept; dropped "
               f"{stats['filtered_tokens']} ({stats['filtered_tokens'] / total:.1%}) by line filtering and "
               f"{stats['truncated_tokens']} ({stats['truncated_tokens'] / total:.1%}) by truncation")
-        return examples, stats
+        return stats
 
 
-def _write_arrow_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` as an Arrow stream file (the format `Dataset.from_file` reads): to a
-    temporary file, fsync, then rename over `path`."""
-    tmp = path.with_name(path.name + '.tmp')
-    with pa.OSFile(str(tmp), 'wb') as sink:
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=10_000):
-                writer.write_batch(batch)
-    with open(tmp, 'rb+') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _fresh(table: pa.Table) -> pa.Table:
+    """`table` as one chunk in newly allocated buffers: the Arrow IPC writer's bytes depend on the
+    buffers behind a slice, so a copy makes them depend on the rows alone."""
+    return table.take(pa.array(np.arange(table.num_rows)))
+
+
+def _record_batches(mapped: datasets.Dataset) -> Iterator[pa.RecordBatch]:
+    """The rows of a fresh `Dataset.map` output, batch by batch, in order. Its cache files
+    (one per process) are read with plain reads, not memory-mapped: pages already copied are
+    not held in this process's resident memory."""
+    files = [f['filename'] for f in mapped.cache_files]
+    if not files:  # kept in memory
+        yield from mapped.data.table.to_batches()
+        return
+    n_rows = 0
+    for name in files:
+        with pa.OSFile(name) as source:
+            for batch in pa.ipc.open_stream(source):
+                n_rows += batch.num_rows
+                yield batch
+    if n_rows != len(mapped):  # the files are not the whole output (never expected): fail, not a short cache
+        raise RuntimeError(f"internal error: the map output files hold {n_rows} rows but the mapped dataset {len(mapped)}")
