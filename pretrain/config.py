@@ -114,7 +114,7 @@ DEFAULTS: dict[str, Any] = {
     'static_shapes': None,          # None: on CUDA or with compile. Fixed mask slots, max_length batches, no host sync
     'compile': False,               # torch.compile the model (fullgraph; needs static_shapes). True: with
                                     # CUDA graphs on CUDA ('reduce-overhead'), 'default' on CPU; or a mode
-    'valid_size': None,             # hold out examples (a count or a fraction) for held-out metrics
+    'valid_size': None,             # hold out whole documents, at least this many examples (or a fraction)
     'eval_every': None,             # steps between held-out evaluations (None: steps // 20)
     'plot': True,                   # a PNG of the curves beside the checkpoints at the end
     'data_dir': 'data',

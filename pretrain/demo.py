@@ -74,7 +74,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     ft = finetune(run_dir / f'{c.run_name}_export' / 'discriminator', [task], settings, compare_random=True,
                   verbose=verbose)['tasks'][task.name]
     result = {'run_name': c.run_name, 'size': c.size, 'steps': c.steps, 'datas': c.datas, 'device': str(c.device),
-              'held_out': held_out, 'n_held_out': c.valid_size,
+              'held_out': held_out, 'n_held_out': len(learn.held_out_eval.valid_dset),
               'task': task.name, 'n_train': len(task.train.labels), 'n_dev': len(task.dev.labels),
               'n_labels': len(task.label_names), 'metric': ft['metric'],
               'pretrained': ft['pretrained'][ft['metric']], 'random': ft['random'][ft['metric']],
