@@ -30,7 +30,7 @@ from ._utils.steps import at_step_boundary, optimizer_step
 from .compile_step import compile_mode
 from .config import REPO_ROOT, get_config
 from .get_dataloaders import get_dataloader
-from .mask_tokens import mask_tokens, never_masked
+from .mask_tokens import MaskSpec, mask_tokens, never_masked
 from .progress import replace_progress
 from .train import build_learner, resolve_precision, set_seed
 
@@ -123,9 +123,10 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         learn.add_cb(timer)
         micro = c.bs // c.grad_accum  # FLOPs are linear in the batch: count one micro-batch (base fits), x k
         ids = torch.from_numpy(np.array(dset[:micro]['input_ids'], dtype=np.int64)).to(c.device)
-        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, never_masked(tok), c.mask_prob,
-                                             0.0, 0.15, pad_token_index=0, max_predictions=c.max_predictions,
-                                             exact_count=True)
+        spec = MaskSpec.from_config(c)
+        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, never_masked(tok), spec.mask_prob,
+                                             spec.replace_prob, spec.original_prob, pad_token_index=0,
+                                             max_predictions=spec.max_predictions, exact_count=spec.exact_count)
         sentA = torch.full((micro,), c.max_length // 2, device=c.device)
         flops = step_flops(learn, (masked, sentA, chosen, labels)) * c.grad_accum
         if torch.cuda.is_available():

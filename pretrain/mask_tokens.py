@@ -1,6 +1,7 @@
 """Dynamic masking for the generator's masked-LM task, on the batch's device, no host sync."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -9,6 +10,26 @@ import torch
 def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
     """Google's `max_predictions_per_seq`: int((mask_prob + 0.005) * max_length) (19 for 128)."""
     return int((mask_prob + 0.005) * max_length)
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """How a run masks its batches, derived once from the config and shared by the training
+    callback, held-out evaluation and the benchmark: the fraction of real tokens chosen, the
+    slots per row (Google's count is capped there, and the static path has exactly that many),
+    what becomes of a chosen token (ELECTRA: 85% [MASK], 15% kept, none replaced; BERT:
+    80/10/10), and whether each row gets Google's exact count or a Bernoulli draw per token."""
+    mask_prob: float
+    max_predictions: int
+    replace_prob: float
+    original_prob: float
+    exact_count: bool
+
+    @classmethod
+    def from_config(cls, c) -> MaskSpec:
+        electra_style = c.get('electra_mask_style', True)
+        return cls(c.mask_prob, c.max_predictions, 0.0 if electra_style else 0.1, 0.15 if electra_style else 0.1,
+                   c.get('exact_mask_count', True))
 
 
 def never_masked(hf_tokenizer) -> list[int]:

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from fastai.callback.core import Callback
 
-from .mask_tokens import mask_tokens, max_predictions_per_seq, never_masked
+from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 
 
 class MaskedLMCallback(Callback):
@@ -41,12 +41,11 @@ class MaskedLMCallback(Callback):
         (80/10/10), Google's exact count per row capped at `c.max_predictions`, never masking
         [CLS] [SEP] [MASK] [PAD]. With `c.grad_accum` > 1, `AccumulationMaskedLM`, which masks a
         step's micro-batches together (pretrain/grad_accum.py)."""
+        spec = MaskSpec.from_config(c)
         settings = dict(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
-                        vocab_size=len(hf_tokenizer), mlm_probability=c.mask_prob,
-                        replace_prob=0.0 if c.electra_mask_style else 0.1,
-                        original_prob=0.15 if c.electra_mask_style else 0.1, for_electra=True,
-                        pad_tok_id=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                        exact_count=c.get('exact_mask_count', True), max_predictions=c.max_predictions)
+                        vocab_size=len(hf_tokenizer), mlm_probability=spec.mask_prob, replace_prob=spec.replace_prob,
+                        original_prob=spec.original_prob, for_electra=True, pad_tok_id=hf_tokenizer.pad_token_id,
+                        max_length=c.max_length, exact_count=spec.exact_count, max_predictions=spec.max_predictions)
         if c.get('grad_accum', 1) > 1:
             from .grad_accum import AccumulationMaskedLM  # a subclass (so imported here)
             return AccumulationMaskedLM(c.grad_accum, **settings)

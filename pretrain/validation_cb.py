@@ -19,7 +19,7 @@ from .config import repo_path
 from .distributed import rank
 from .get_dataloaders import pad_batch
 from .log_cb import start_csv
-from .mask_tokens import mask_tokens, max_predictions_per_seq, never_masked
+from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 
@@ -108,7 +108,7 @@ class HeldOutEval(Callback):
     def __init__(self, valid_dset: datasets.Dataset, every: int, hf_tokenizer, csv_path: str | Path,
                  mask_prob: float = 0.15, replace_prob: float = 0.0, original_prob: float = 0.15,
                  exact_count: bool = True, max_length: int | None = None, bs: int = 32, seed: int = 0,
-                 wandb_run=None):
+                 wandb_run=None, max_predictions: int | None = None):
         missing = {'input_ids', 'sentA_length'} - set(valid_dset.column_names)
         if missing:
             raise ValueError(f"the validation set lacks column(s) {', '.join(sorted(missing))}; "
@@ -127,6 +127,7 @@ class HeldOutEval(Callback):
         self.special_tok_ids, self.vocab_size = never_masked(hf_tokenizer), len(hf_tokenizer)
         self.mask_prob, self.replace_prob, self.original_prob = mask_prob, replace_prob, original_prob
         self.exact_count, self.max_length, self.bs, self.seed = exact_count, max_length, bs, seed
+        self.max_predictions = max_predictions  # None: Google's count for max_length
         self.masked_batches: list[tuple[torch.Tensor, ...]] | None = None
         self.last_step: int | None = None
 
@@ -141,11 +142,10 @@ class HeldOutEval(Callback):
         if csv_path is None:
             checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
             csv_path = valid_csv_path(checkpoint_dir / f'{c.run_name}.csv')
-        electra_style = c.get('electra_mask_style', True)
-        return cls(valid_dset, every, hf_tokenizer, csv_path, mask_prob=c.mask_prob,
-                   replace_prob=0.0 if electra_style else 0.1, original_prob=0.15 if electra_style else 0.1,
-                   exact_count=c.get('exact_mask_count', True), max_length=c.max_length, bs=c.bs,
-                   seed=c.seed or 0, wandb_run=wandb_run)
+        spec = MaskSpec.from_config(c)  # the training callback's masking
+        return cls(valid_dset, every, hf_tokenizer, csv_path, mask_prob=spec.mask_prob, replace_prob=spec.replace_prob,
+                   original_prob=spec.original_prob, exact_count=spec.exact_count, max_length=c.max_length, bs=c.bs,
+                   seed=c.seed or 0, wandb_run=wandb_run, max_predictions=spec.max_predictions)
 
     # ---- fastai events -----------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -189,7 +189,8 @@ class HeldOutEval(Callback):
                     special_token_indices=self.special_tok_ids, mlm_probability=self.mask_prob,
                     replace_prob=self.replace_prob, orginal_prob=self.original_prob,
                     pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
-                    max_predictions=max_predictions_per_seq(self.mask_prob, self.max_length or input_ids.shape[1]))
+                    max_predictions=self.max_predictions or max_predictions_per_seq(
+                        self.mask_prob, self.max_length or input_ids.shape[1]))
                 batches.append((masked, sentA, is_mlm, labels))
         return batches
 

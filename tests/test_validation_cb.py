@@ -188,3 +188,13 @@ def test_bad_validation_sets_and_settings(tokenizer, tmp_path):
     c.pop('eval_every', None)
     with pytest.raises(ValueError, match='needs eval_every'):
         HeldOutEval.from_config(c, ds, tokenizer)
+
+
+def test_held_out_masks_follow_the_training_mask_spec(tokenizer, tmp_path):
+    """The held-out mask is the training callback's (MaskSpec.from_config): the config's
+    max_predictions caps every row, as it caps the generator's slots."""
+    c = get_config('tiny', max_predictions=3, valid_size=8, device='cpu', data_dir=str(tmp_path / 'data'), num_proc=1)
+    valid = split_validation(preprocess(c, tokenizer), 8, seed=0)[1]
+    batches = HeldOutEval.from_config(c, valid, tokenizer, csv_path=tmp_path / 'v.csv').build_masked_batches()
+    per_row = torch.cat([is_mlm.sum(1) for _, _, is_mlm, _ in batches])
+    assert per_row.max() == 3 and per_row.min() >= 1
