@@ -28,9 +28,10 @@ from fastai.data.core import DataLoaders
 
 from ._utils.steps import at_step_boundary, optimizer_step
 from .compile_step import compile_mode
-from .config import REPO_ROOT, get_config
+from .config import get_config
 from .get_dataloaders import get_dataloader
 from .mask_tokens import MaskSpec, mask_tokens, never_masked
+from .paths import REPO_ROOT
 from .progress import replace_progress
 from .train import build_learner, resolve_precision, set_seed
 

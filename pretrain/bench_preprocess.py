@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from .config import REPO_ROOT
+from .paths import REPO_ROOT
 
 
 def generate_corpus(path: Path, n_bytes: int, seed: int = 0) -> Path:

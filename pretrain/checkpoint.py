@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 import pickletools
-import random
 import re
 import sys
 import zipfile
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
 from .tokenizer import vocab_hash
 
 FORMAT = 'electra-pretrain-checkpoint/2'
@@ -50,28 +50,6 @@ def model_signature(electra_model) -> dict[str, dict[str, Any]]:
     m = unwrap(electra_model)
     return {name: {k: getattr(getattr(m, name).config, k) for k in ARCH_KEYS}
             for name in ('generator', 'discriminator')}
-
-
-def capture_rng() -> dict[str, Any]:
-    """Every global RNG state as tensors and plain values (python's is a tuple of ints; numpy's
-    key, an ndarray, becomes an int64 tensor of shape (624,))."""
-    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    return {'python': random.getstate(),
-            'numpy': {'kind': kind, 'key': torch.from_numpy(key.astype(np.int64)), 'pos': int(pos),
-                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)},
-            'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Set the global RNGs to a `capture_rng` state."""
-    random.setstate(state['python'])
-    n = state['numpy']
-    np.random.set_state((n['kind'], n['key'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
-                         n['cached_gaussian']))
-    torch.set_rng_state(state['torch'])
-    if state.get('cuda') is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 def plain(obj: Any) -> Any:

@@ -5,23 +5,21 @@ from __future__ import annotations
 import math
 import os
 import random
-from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
-from transformers import ElectraConfig
+from .paths import REPO_ROOT, repo_path  # noqa: F401  (REPO_ROOT and repo_path: imported from here by users)
 
-from .mask_tokens import max_predictions_per_seq
-from .models import SAMPLINGS
-from .scheduler import SCHEDULES
+if TYPE_CHECKING:
+    from transformers import ElectraConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# the allowed values of config keys (models.py and scheduler.py implement them)
+SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')
+SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')
 
 
-def repo_path(p: str | Path) -> Path:
-    """Relative paths in a config are relative to the repository, wherever the process runs."""
-    p = Path(p)
-    return p if p.is_absolute() else REPO_ROOT / p
+def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
+    """Google's `max_predictions_per_seq`: int((mask_prob + 0.005) * max_length) (19 for 128)."""
+    return int((mask_prob + 0.005) * max_length)
 
 
 class MyConfig(dict):
@@ -218,6 +216,7 @@ def derive(c: MyConfig) -> MyConfig:
     if c.get('valid_size') and c.get('eval_every') is None:
         c.eval_every = max(1, c.steps // 20)
     if c.get('device') is None:
+        import torch  # here, not at the top: the config module stays free of torch
         c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
     if c.get('static_shapes') is None:  # a compiled step needs one shape per step
         c.static_shapes = str(c.device).startswith('cuda') or c.get('compile', False) is not False
@@ -247,6 +246,7 @@ def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraCo
     The generator keeps the number of layers and shrinks hidden size, heads and FFN by
     `generator_size_divisor` (the public electra-small checkpoints are "small++" and do not).
     """
+    from transformers import ElectraConfig  # here: the config module stays free of torch and transformers
     arch = SIZES[c.size]
     common = dict(vocab_size=len(hf_tokenizer), embedding_size=arch['embedding_size'],
                   num_hidden_layers=arch['num_hidden_layers'], hidden_act='gelu',

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .config import REPO_ROOT
+from .paths import REPO_ROOT, repo_path
 
 # Corpora shipped with the repository, by name.
 NAMED_DATAS: dict[str, list[str]] = {
@@ -90,11 +90,6 @@ def _load_hub_dataset(data: str) -> datasets.Dataset:
                                            batched=True, desc='documents')
 
 
-def _resolve(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or p.exists() else REPO_ROOT / p
-
-
 def corpus_suffix(path: str | Path) -> str | None:
     """The corpus type of a file name ('.txt', '.jsonl', '.parquet', '.txt.gz' or '.jsonl.gz'),
     or None for any other file."""
@@ -132,9 +127,9 @@ def _check_complete(data: str, path: Path, allow_incomplete: bool) -> None:
 def _saved_dataset_dir(data: str) -> Path | None:
     """The save_to_disk directory behind a data name or path, if it is one."""
     if data in BUILT_DATAS:
-        return _resolve(BUILT_DATAS[data][0])
-    if _looks_like_path(data) and is_saved_dataset(_resolve(data)):
-        return _resolve(data)
+        return repo_path(BUILT_DATAS[data][0])
+    if _looks_like_path(data) and is_saved_dataset(repo_path(data)):
+        return repo_path(data)
     return None
 
 
@@ -149,14 +144,14 @@ def check_data_name(data: str, allow_incomplete: bool = False) -> None:
         _hub_spec(data)
         return
     if data in BUILT_DATAS:
-        path, command = _resolve(BUILT_DATAS[data][0]), BUILT_DATAS[data][1]
+        path, command = repo_path(BUILT_DATAS[data][0]), BUILT_DATAS[data][1]
         if not is_saved_dataset(path):
             raise ValueError(f"data {data!r} is not built yet: run `{command}` to write {path} "
                              f"(corpora ready without a build: {', '.join(map(repr, NAMED_DATAS))})")
         _check_complete(data, path, allow_incomplete)
         return
     if _looks_like_path(data):
-        p = _resolve(data)
+        p = repo_path(data)
         if not p.exists():
             raise ValueError(f"data file {data!r} does not exist; give a path to a {'/'.join(SUFFIXES)} file or a directory of them")
         if p.is_file() and corpus_suffix(p) is None:
@@ -172,11 +167,11 @@ def data_files(data: str) -> list[Path]:
     """The corpus files behind a data name or path, in a stable order."""
     check_data_name(data, allow_incomplete=True)
     if data in NAMED_DATAS:
-        return [_resolve(f) for f in NAMED_DATAS[data]]
+        return [repo_path(f) for f in NAMED_DATAS[data]]
     saved = _saved_dataset_dir(data)
     if saved is not None:
         return sorted(saved.rglob('*.arrow'))
-    p = _resolve(data)
+    p = repo_path(data)
     if p.is_dir():
         files = sorted(f for f in p.rglob('*') if f.is_file() and corpus_suffix(f) is not None)
         if not files:
@@ -393,6 +388,6 @@ def data_cache_name(data: str) -> str:
         return 'hf_' + '_'.join(filter(None, (name.replace('/', '_'), config)))
     if data in NAMED_DATAS or data in BUILT_DATAS:
         return data
-    p = _resolve(data)
+    p = repo_path(data)
     suffix = corpus_suffix(p) if p.is_file() else None
     return p.name[:-len(suffix)] if suffix else p.stem

@@ -6,10 +6,7 @@ from typing import Sequence
 
 import torch
 
-
-def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
-    """Google's `max_predictions_per_seq`: int((mask_prob + 0.005) * max_length) (19 for 128)."""
-    return int((mask_prob + 0.005) * max_length)
+from .config import max_predictions_per_seq  # noqa: F401  (the seed imported it from here)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')
+from .config import SAMPLINGS
+
 
 
 def build_electra(disc_config: ElectraConfig, gen_config: ElectraConfig) -> tuple[ElectraForMaskedLM, ElectraForPreTraining]:

@@ -6,8 +6,8 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
 from ._utils.steps import optimizer_step
+from .config import SCHEDULES
 
-SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')
 
 
 def lr_at(step: int, schedule: str, lr_max: float, total_steps: int, warmup_steps: int = 10_000) -> float:

@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from .corpus import _resolve
+from .paths import repo_path
 
 SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
@@ -70,7 +70,7 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     record = {'datas': {d: ds._fingerprint for d, ds in corpora.items()}, 'vocab_size': vocab_size,
               'min_frequency': min_frequency, 'num_unused': num_unused, 'japanese': japanese,
               'dic': dic, 'limit_alphabet': limit_alphabet}
-    out = _resolve(out_dir)
+    out = repo_path(out_dir)
     record_path = out / 'training.json'
     if record_path.is_file() and json.loads(record_path.read_text()) == record:
         return load_tokenizer(out), True
@@ -127,7 +127,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     Never touches the network. Raises `ValueError` when the directory is missing or lacks a
     token needed by ELECTRA ([PAD], [CLS], [SEP], [MASK]).
     """
-    p = _resolve(path)
+    p = repo_path(path)
     if not p.is_dir():
         raise ValueError(f"tokenizer directory {str(path)!r} does not exist; train one with "
                          f"`python -m pretrain tokenizer` or point `tokenizer` at a local copy")

@@ -2,10 +2,8 @@
 cell, `python -m pretrain` calls `pretrain(c)`."""
 from __future__ import annotations
 
-import random
 
 import datasets
-import numpy as np
 import torch
 from fastai.data.core import DataLoaders
 from fastai.callback.training import GradientAccumulation
@@ -28,16 +26,10 @@ from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pa
 from .optim import get_optim
 from .plot import plot_run
 from .progress import replace_progress
+from .rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer, vocab_hash
 from .validation_cb import HeldOutEval, split_validation
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datasets.Dataset:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import datasets
 import numpy as np
@@ -22,6 +20,7 @@ from .log_cb import start_csv
 from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
+from .rng import isolated_rng
 
 # replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original"
 VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
@@ -74,16 +73,6 @@ def valid_csv_path(train_csv: str | Path) -> Path:
     """Where a run's validation log lives: `{run_name}_valid.csv` beside `{run_name}.csv`."""
     train_csv = Path(train_csv)
     return train_csv.with_name(f'{train_csv.stem}_valid.csv')
-
-
-@contextmanager
-def isolated_rng(seed: int) -> Iterator[None]:
-    """Seed torch's global RNGs (CPU and every CUDA device) for the block, then put their
-    states back: evaluation draws its own numbers and training's stream goes on as if it never ran."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 class HeldOutEval(Callback):

@@ -27,8 +27,8 @@ from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HT
                                     Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
 
-# config.REPO_ROOT, not imported: config pulls in torch, which spawned workers would load again
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+
 DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the repository; what the name 'wikipedia' loads
 FORMAT_VERSION = 2  # bump when the cleaning changes: cached corpora are rebuilt
 # the first six classify every page; broken_markup counts the pages (kept or empty) that lost

@@ -1,0 +1,64 @@
+"""The foundations: one rule for relative paths, a config module free of torch and
+transformers, and no import cycles among the pipeline's modules."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from pretrain.paths import REPO_ROOT, repo_path
+
+PACKAGE = REPO_ROOT / 'pretrain'
+
+
+def test_relative_paths_prefer_the_working_directory_then_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'mine.txt').write_text('x')
+    assert repo_path('mine.txt') == Path('mine.txt')  # exists here: taken from here
+    assert repo_path('data/sample/en.txt') == REPO_ROOT / 'data' / 'sample' / 'en.txt'
+    assert repo_path('checkpoints/new_run') == REPO_ROOT / 'checkpoints' / 'new_run'  # an output not made yet
+    assert repo_path(tmp_path / 'x') == tmp_path / 'x' and repo_path('~/x') == Path.home() / 'x'
+
+
+def test_the_config_module_pulls_in_neither_torch_nor_transformers():
+    out = subprocess.run([sys.executable, '-c', "import sys, pretrain.config; "
+                          "print(sorted(m for m in ('torch', 'transformers', 'fastai') if m in sys.modules))"],
+                         capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip() == '[]'
+
+
+def module_imports(path: Path) -> set[str]:
+    """The `pretrain` modules a file imports at module level (imports inside functions are not
+    load-order dependencies)."""
+    name = '.'.join(path.relative_to(REPO_ROOT).with_suffix('').parts)
+    package = name.rsplit('.', 1)[0]
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                parts = package.split('.')[:len(package.split('.')) - node.level + 1]
+                base = '.'.join(parts + ([base] if base else []))
+            if base.startswith('pretrain'):
+                found.add(base)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith('pretrain')}
+    return found - {name}
+
+
+def test_no_import_cycles():
+    graph = {'.'.join(p.relative_to(REPO_ROOT).with_suffix('').parts): module_imports(p)
+             for p in PACKAGE.rglob('*.py') if p.name != '__init__.py'}
+    assert graph['pretrain.config'] <= {'pretrain.paths'}  # the config sits at the bottom
+    done, path = set(), []
+
+    def visit(m):
+        assert m not in path, f"import cycle: {' -> '.join(path[path.index(m):] + [m])}"
+        if m in done or m not in graph:
+            return
+        path.append(m)
+        for dep in graph[m]:
+            visit(dep)
+        path.pop()
+        done.add(m)
+    for m in graph:
+        visit(m)
