@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 import pickletools
-import re
 import sys
 import zipfile
 from pathlib import Path, PurePath
@@ -27,6 +26,7 @@ import torch
 from fastai.callback.core import Callback
 
 from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
+from .run_dir import RunDir
 from .tokenizer import vocab_hash
 
 FORMAT = 'electra-pretrain-checkpoint/2'
@@ -318,7 +318,7 @@ def scan_checkpoints(run_dir: str | Path, run_name: str) -> tuple[list[tuple[int
     each `{run_name}_*.pth` skipped (damaged, foreign, or refused as unsafe). Temporary files
     (`.pth.tmp`) are not candidates."""
     found, skipped = [], []
-    for p in Path(run_dir).glob(f'{glob_escape(run_name)}_*.pth'):
+    for p in RunDir(Path(run_dir), run_name).checkpoint_files():
         try:
             state = _read(p, mmap=True)  # mmap: the weights are not read, only the small entries
             if not isinstance(state, dict) or state.get('format') != FORMAT:
@@ -338,10 +338,6 @@ def checkpoints_of(run_dir: str | Path, run_name: str) -> list[tuple[int, Path]]
     for reason in skipped:
         print(f'warning: skipped {reason}', file=sys.stderr)
     return found
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r'([\[\]*?])', r'[\1]', name)
 
 
 def find_resume(resume: str | Path, run_dir: str | Path, run_name: str) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MyConfig, get_config, repo_path
+from .run_dir import RunDir
 
 # What the demo changes from `get_config(size)`: the shipped corpus and its tokenizer, a held-out
 # slice, and no intermediate checkpoints (the run is short; the export is what is fine-tuned).
@@ -51,7 +52,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     from finetune.data import load_task
     from finetune.train import FinetuneSettings, finetune
     from .train import pretrain
-    from .validation_cb import read_valid_log, valid_csv_path
+    from .validation_cb import read_valid_log
 
     if not c.get('valid_size'):
         raise ValueError("the demo measures held-out metrics: give valid_size (a count or a fraction)")
@@ -65,13 +66,13 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     if learn is None:
         raise ValueError(f"run {c.run_name} had already finished (resume); give another base_run_name or seed")
     pretrain_s = time.time() - start
-    run_dir = Path(learn.path) / learn.model_dir
-    held_out = read_valid_log(valid_csv_path(run_dir / f'{c.run_name}.csv'))[-1]
+    run = RunDir.from_config(c)
+    held_out = read_valid_log(run.valid_csv)[-1]
 
     start = time.time()
     # fine-tune at the pre-training length: longer inputs would reach untrained position embeddings
     settings = FinetuneSettings(epochs=epochs, seeds=list(range(seeds)), device=str(c.device), max_length=c.max_length)
-    ft = finetune(run_dir / f'{c.run_name}_export' / 'discriminator', [task], settings, compare_random=True,
+    ft = finetune(run.export / 'discriminator', [task], settings, compare_random=True,
                   verbose=verbose)['tasks'][task.name]
     result = {'run_name': c.run_name, 'size': c.size, 'steps': c.steps, 'datas': c.datas, 'device': str(c.device),
               'held_out': held_out, 'n_held_out': len(learn.held_out_eval.valid_dset),
@@ -79,7 +80,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
               'n_labels': len(task.label_names), 'metric': ft['metric'],
               'pretrained': ft['pretrained'][ft['metric']], 'random': ft['random'][ft['metric']],
               'pretrain_s': round(pretrain_s, 1), 'finetune_s': round(time.time() - start, 1)}
-    out = run_dir / f'{c.run_name}_demo.json'
+    out = run.demo_report
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + '\n')
     result['json'] = str(out)
     return result

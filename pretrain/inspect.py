@@ -33,6 +33,7 @@ from .export import checkpoint_tokenizer, model_from_checkpoint
 from .log_cb import COLUMNS
 from .mask_tokens import max_predictions_per_seq, never_masked
 from .plot import read_curves
+from .run_dir import CHECKPOINT_TAG, RunDir, runs_in
 from .tokenizer import load_tokenizer
 from .validation_cb import VALID_COLUMNS, valid_csv_path
 
@@ -84,7 +85,7 @@ def _tokenizer(tok_path: str | Path, what: Path):
 
 
 def _run_name_of(checkpoint: Path) -> str:
-    return re.sub(r'_(step\d+|[\d.]+%)$', '', checkpoint.stem)
+    return CHECKPOINT_TAG.sub('', checkpoint.stem)
 
 
 def _from_checkpoint(p: Path, tokenizer) -> Loaded:
@@ -165,9 +166,7 @@ def _check_vocab_size(loaded: Loaded, tok_path) -> Loaded:
 
 def _from_run_dir(p: Path, tokenizer) -> Loaded:
     """A checkpoint directory: the latest checkpoint of its one run, else its export."""
-    runs = {q.stem for q in p.glob('*.csv') if not q.name.endswith('_valid.csv')}
-    runs |= {q.name[:-len('_export')] for q in p.glob('*_export') if q.is_dir()}
-    runs |= {_run_name_of(q) for q in p.glob('*.pth') if re.search(r'_(step\d+|[\d.]+%)$', q.stem)}
+    runs = set(runs_in(p))
     if not runs:
         raise ValueError(f"{p} holds no model: pass a checkpoint (.pth), an export directory (discriminator/, "
                          f"generator/) or a Hugging Face model directory")
@@ -177,8 +176,8 @@ def _from_run_dir(p: Path, tokenizer) -> Loaded:
     found = checkpoints_of(p, run_name)
     if found:
         return _from_checkpoint(found[-1][1], tokenizer)
-    if (p / f'{run_name}_export').is_dir():
-        return _from_export(p / f'{run_name}_export', tokenizer)
+    if RunDir(p, run_name).export.is_dir():
+        return _from_export(RunDir(p, run_name).export, tokenizer)
     raise ValueError(f"{p} holds no readable checkpoint or export of run {run_name!r}")
 
 

@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss, Recorder
 
 from ._utils.steps import at_step_boundary, optimizer_step
-from .config import repo_path
+from .run_dir import RunDir
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 
@@ -34,8 +34,7 @@ class CSVLogger(Callback):
     @classmethod
     def from_config(cls, c, wandb_run=None) -> CSVLogger:
         """The run's log, `{checkpoint_dir}/{run_name}.csv`, a row every `c.log_every` steps."""
-        return cls(repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')) / f'{c.run_name}.csv',
-                   c.get('log_every', 10), wandb_run)
+        return cls(RunDir.from_config(c).train_csv, c.get('log_every', 10), wandb_run)
 
     def state_dict(self) -> dict:
         """The running sums, so a resumed run writes the same rows as an uninterrupted one."""

@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from .log_cb import COLUMNS
+from .run_dir import RunDir, runs_in
 from .validation_cb import VALID_COLUMNS, valid_csv_path
 
 
@@ -47,7 +48,7 @@ def find_train_csv(run_dir_or_csv: str | Path) -> Path:
         raise ValueError(f"{p} does not exist; pass a run's checkpoint directory or its {{run_name}}.csv")
     if p.is_file():
         return p
-    logs = sorted(q for q in p.glob('*.csv') if not q.name.endswith('_valid.csv'))
+    logs = [RunDir(p, name).train_csv for name in runs_in(p) if RunDir(p, name).train_csv.is_file()]
     if not logs:
         raise ValueError(f"{p} holds no training CSV ({{run_name}}.csv); pass the log file itself")
     if len(logs) > 1:

@@ -26,6 +26,7 @@ from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pa
 from .optim import get_optim
 from .plot import plot_run
 from .progress import replace_progress
+from .run_dir import RunDir
 from .rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer, vocab_hash
@@ -186,10 +187,10 @@ def pretrain(c: MyConfig) -> Learner | None:
         torch.backends.cudnn.benchmark = True
         learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
         if c.get('export', True) and rank == 0:
-            out = export_model(learn.model, hf_tokenizer, learn.path / learn.model_dir / f'{c.run_name}_export')
+            out = export_model(learn.model, hf_tokenizer, RunDir.from_config(c).export)
             print(f'exported the discriminator and generator to {out}')
         if c.get('plot', True) and rank == 0:
-            print(f"curves plotted to {plot_run(learn.path / learn.model_dir / f'{c.run_name}.csv')}")
+            print(f"curves plotted to {plot_run(RunDir.from_config(c).train_csv)}")
         return learn
     finally:
         teardown()

@@ -13,7 +13,6 @@ import torch
 from fastai.callback.core import Callback
 
 from ._utils.steps import at_step_boundary, optimizer_step
-from .config import repo_path
 from .distributed import rank
 from .get_dataloaders import pad_batch
 from .log_cb import start_csv
@@ -21,6 +20,7 @@ from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_m
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
 from .rng import isolated_rng
+from .run_dir import RunDir
 
 # replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original"
 VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
@@ -71,8 +71,7 @@ def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: i
 
 def valid_csv_path(train_csv: str | Path) -> Path:
     """Where a run's validation log lives: `{run_name}_valid.csv` beside `{run_name}.csv`."""
-    train_csv = Path(train_csv)
-    return train_csv.with_name(f'{train_csv.stem}_valid.csv')
+    return RunDir.of_train_csv(train_csv).valid_csv
 
 
 class HeldOutEval(Callback):
@@ -129,8 +128,7 @@ class HeldOutEval(Callback):
         if every is None:
             raise ValueError("held-out evaluation needs eval_every (steps between evaluations) in the config")
         if csv_path is None:
-            checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
-            csv_path = valid_csv_path(checkpoint_dir / f'{c.run_name}.csv')
+            csv_path = RunDir.from_config(c).valid_csv
         spec = MaskSpec.from_config(c)  # the training callback's masking
         return cls(valid_dset, every, hf_tokenizer, csv_path, mask_prob=spec.mask_prob, replace_prob=spec.replace_prob,
                    original_prob=spec.original_prob, exact_count=spec.exact_count, max_length=c.max_length, bs=c.bs,
