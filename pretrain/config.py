@@ -225,19 +225,29 @@ def derive(c: MyConfig) -> MyConfig:
 
 def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | None = 11081,
                **overrides: Any) -> MyConfig:
-    """The full vanilla config for `size`, with `overrides` applied, validated.
+    """The full vanilla config for `size`, with `overrides` applied, validated (`resolve`).
 
     Unknown keys raise `ValueError` listing the known ones, so a typo never goes unnoticed.
     """
-    unknown = sorted(set(overrides) - set(DEFAULTS))
+    return resolve(MyConfig(size=size, seed=seed, datas=datas, **overrides))
+
+
+def resolve(c: dict) -> MyConfig:
+    """The one place a config is completed: every key of `DEFAULTS` filled in (values already
+    set win), the recipe's derived values computed (`derive`: lr, bs, max_predictions,
+    static_shapes...), every value validated. Returns a new `MyConfig`; resolving a resolved
+    config gives the same one. Every entry point (`pretrain`, `build_learner`, `preprocess`,
+    `get_dataloader`, `get_optim`, `get_scheduler`) resolves what it is given, so a config built
+    by hand as the seed notebook does works too; the code behind them reads resolved values."""
+    unknown = sorted(set(c) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(DEFAULTS))}")
-    c = MyConfig(DEFAULTS)
-    c.update(size=size, seed=seed, **overrides)
-    c.datas = list(datas) if isinstance(datas, (list, tuple)) else (datas or list(DEFAULTS['datas']))
-    c.save_points = list(c.save_points)
-    c.loss_weights = tuple(c.loss_weights)
-    return validate(derive(c))
+    r = MyConfig(DEFAULTS)
+    r.update(c)
+    r.datas = list(r.datas) if isinstance(r.datas, (list, tuple)) else (r.datas or list(DEFAULTS['datas']))
+    r.save_points = list(r.save_points or [])
+    r.loss_weights = tuple(r.loss_weights)
+    return validate(derive(r))
 
 
 def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraConfig]:

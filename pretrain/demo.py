@@ -54,7 +54,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     from .train import pretrain
     from .validation_cb import read_valid_log
 
-    if not c.get('valid_size'):
+    if not c.valid_size:
         raise ValueError("the demo measures held-out metrics: give valid_size (a count or a fraction)")
     if seeds < 1 or epochs < 1:
         raise ValueError(f"seeds and epochs must be at least 1, got {seeds} and {epochs}")

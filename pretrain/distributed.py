@@ -27,8 +27,8 @@ def init_distributed(c) -> tuple[int, int]:
     n = int(os.environ.get('WORLD_SIZE', '1'))
     if n <= 1:
         return 0, 1
-    if c.bs % (n * c.get('grad_accum', 1)):
-        raise ValueError(f"batch size {c.bs} does not split over {n} processes x {c.get('grad_accum', 1)} micro-batches")
+    if c.bs % (n * c.grad_accum):
+        raise ValueError(f"batch size {c.bs} does not split over {n} processes x {c.grad_accum} micro-batches")
     on_cuda = str(c.device).startswith('cuda')
     if on_cuda:
         local = int(os.environ.get('LOCAL_RANK', '0'))

@@ -12,6 +12,8 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import to_device
 from fastcore.basics import chunked
 
+from .config import resolve
+
 
 def pad_batch(table, pad_idx: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids (B, L) int64 padded with `pad_idx`, sentA_length (B,) int64) from an Arrow
@@ -110,10 +112,11 @@ def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world
     shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA. The last partial batch of
     an epoch is dropped: Google trains on fixed-size batches, and with static shapes every step
     then has one shape (a compiled step never recompiles)."""
+    c = resolve(c)
     if len(dset) < c.bs:
         raise ValueError(f"the corpus gives fewer examples ({len(dset)}) than one batch (bs={c.bs}); "
                          f"use a smaller bs or a bigger corpus")
-    return ElectraDataLoader(dset, bs=c.bs // (world_size * c.get('grad_accum', 1)), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                             pad_to_max_length=c.get('pad_to_max_length') or bool(c.get('static_shapes')), shuffle=True,
-                             drop_last=True, num_workers=c.num_workers, seed=c.get('seed'), rank=rank, world_size=world_size,
-                             pin_memory=torch.cuda.is_available() and 'cuda' in str(c.get('device', '')))
+    return ElectraDataLoader(dset, bs=c.bs // (world_size * c.grad_accum), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
+                             pad_to_max_length=c.pad_to_max_length or bool(c.static_shapes), shuffle=True,
+                             drop_last=True, num_workers=c.num_workers, seed=c.seed, rank=rank, world_size=world_size,
+                             pin_memory=torch.cuda.is_available() and 'cuda' in str(c.device))

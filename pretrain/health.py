@@ -28,7 +28,7 @@ class StopOnNonFinite(Callback):
     @classmethod
     def from_config(cls, c) -> StopOnNonFinite:
         """Stop after `c.max_nonfinite` consecutive non-finite losses, checked every `c.log_every` steps."""
-        return cls(c.get('max_nonfinite', 20), c.get('log_every', 10))
+        return cls(c.max_nonfinite, c.log_every)
 
     def before_fit(self) -> None:
         self.bad = None

@@ -34,7 +34,7 @@ class CSVLogger(Callback):
     @classmethod
     def from_config(cls, c, wandb_run=None) -> CSVLogger:
         """The run's log, `{checkpoint_dir}/{run_name}.csv`, a row every `c.log_every` steps."""
-        return cls(RunDir.from_config(c).train_csv, c.get('log_every', 10), wandb_run)
+        return cls(RunDir.from_config(c).train_csv, c.log_every, wandb_run)
 
     def state_dict(self) -> dict:
         """The running sums, so a resumed run writes the same rows as an uninterrupted one."""

@@ -24,9 +24,9 @@ class MaskSpec:
 
     @classmethod
     def from_config(cls, c) -> MaskSpec:
-        electra_style = c.get('electra_mask_style', True)
+        electra_style = c.electra_mask_style
         return cls(c.mask_prob, c.max_predictions, 0.0 if electra_style else 0.1, 0.15 if electra_style else 0.1,
-                   c.get('exact_mask_count', True))
+                   c.exact_mask_count)
 
 
 def never_masked(hf_tokenizer) -> list[int]:

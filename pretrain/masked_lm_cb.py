@@ -46,7 +46,7 @@ class MaskedLMCallback(Callback):
                         vocab_size=len(hf_tokenizer), mlm_probability=spec.mask_prob, replace_prob=spec.replace_prob,
                         original_prob=spec.original_prob, for_electra=True, pad_tok_id=hf_tokenizer.pad_token_id,
                         max_length=c.max_length, exact_count=spec.exact_count, max_predictions=spec.max_predictions)
-        if c.get('grad_accum', 1) > 1:
+        if c.grad_accum > 1:
             from .grad_accum import AccumulationMaskedLM  # a subclass (so imported here)
             return AccumulationMaskedLM(c.grad_accum, **settings)
         return cls(**settings)

@@ -171,7 +171,7 @@ class ELECTRALoss:
     @classmethod
     def from_config(cls, c) -> ELECTRALoss:
         """The loss of config `c`: weights `c.loss_weights` (Google's 1 and 50) and label smoothing."""
-        return cls(c.get('loss_weights', (1.0, 50.0)), c.gen_smooth_label, c.disc_smooth_label)
+        return cls(c.loss_weights, c.gen_smooth_label, c.disc_smooth_label)
 
     def __call__(self, pred, targ_ids: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
         """pred: `ELECTRAModel`'s outputs; targ_ids (B, L) labels (-100 where not masked);

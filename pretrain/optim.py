@@ -8,6 +8,8 @@ from typing import Callable, Iterable
 import torch
 from fastai.optimizer import OptimWrapper
 
+from .config import resolve
+
 
 class ElectraAdam(torch.optim.Optimizer):
     """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  u = m / (sqrt(v) + eps)
@@ -93,5 +95,6 @@ def get_optim(c) -> Callable[..., OptimWrapper]:
     """The `opt_func` for a fastai `Learner`: Adam, eps 1e-6, betas (0.9, 0.999), decoupled
     weight decay `c.weight_decay` (Google's 0.01) except on LayerNorm weights and biases; bias correction only when
     `c.adam_bias_correction`."""
-    return partial(electra_opt, lr=c.lr, wd=c.get('weight_decay', 0.01), eps=1e-6, mom=0.9, sqr_mom=0.999,
+    c = resolve(c)
+    return partial(electra_opt, lr=c.lr, wd=c.weight_decay, eps=1e-6, mom=0.9, sqr_mom=0.999,
                    bias_correction=bool(c.adam_bias_correction))

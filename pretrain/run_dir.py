@@ -22,7 +22,7 @@ class RunDir:
 
     @classmethod
     def from_config(cls, c) -> RunDir:
-        return cls(repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')), c.run_name)
+        return cls(repo_path(c.checkpoint_dir), c.run_name)
 
     @classmethod
     def of_train_csv(cls, path: str | Path) -> RunDir:

@@ -6,7 +6,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
 from ._utils.steps import optimizer_step
-from .config import SCHEDULES
+from .config import SCHEDULES, resolve
 
 
 
@@ -80,5 +80,5 @@ class StepScheduler(Callback):
 def get_scheduler(c) -> StepScheduler:
     """The schedule named by `c.schedule`, peaking at `c.lr`, over `c.steps` steps, warming up
     over `c.warmup_steps` (10,000 in the recipe)."""
-    warmup = c.get('warmup_steps')
-    return StepScheduler(c.schedule, c.lr, c.steps, 10_000 if warmup is None else warmup)
+    c = resolve(c)
+    return StepScheduler(c.schedule, c.lr, c.steps, c.warmup_steps)

@@ -14,7 +14,7 @@ from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
 from .checkpoint import find_resume, load_checkpoint, resume
 from .compile_step import compile_model
-from .config import SIZES, MyConfig, electra_configs, repo_path
+from .config import SIZES, MyConfig, electra_configs, repo_path, resolve
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
@@ -38,20 +38,21 @@ def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datase
     `sentA_length`, `doc_id`). Each corpus is cached at
     `{data_dir}/preprocess/{name}_{docs}_{max_length}/electra.arrow` and reused; a large text
     corpus is first streamed into `{data_dir}/preprocess/corpus/` (`load_corpus`)."""
+    c = resolve(c)
     dsets = []
     for data in c.datas:
-        docs = load_corpus(data, cache_dir=repo_path(c.get('data_dir', 'data')) / 'preprocess' / 'corpus')
-        cache = repo_path(c.get('data_dir', 'data')) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
+        docs = load_corpus(data, cache_dir=repo_path(c.data_dir) / 'preprocess' / 'corpus')
+        cache = repo_path(c.data_dir) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
         processor = ELECTRADataProcessor(docs, hf_tokenizer=hf_tokenizer, max_length=c.max_length,
-                                         min_line_chars=c.get('min_line_chars', 0), seed=c.seed,
-                                         split_sentences=c.get('split_sentences', True))
-        dsets.append(processor.map(cache_file_name=str(cache), num_proc=num_proc or c.get('num_proc', 1)))
+                                         min_line_chars=c.min_line_chars, seed=c.seed,
+                                         split_sentences=c.split_sentences)
+        dsets.append(processor.map(cache_file_name=str(cache), num_proc=num_proc or c.num_proc))
     return datasets.concatenate_datasets(dsets) if len(dsets) > 1 else dsets[0]
 
 
 def resolve_precision(c: MyConfig) -> str:
     """'fp32' on CPU; on CUDA, 'auto' is bf16 where the GPU supports it, else fp16."""
-    precision = c.get('precision', 'auto')
+    precision = c.precision
     on_cuda = str(c.device).startswith('cuda')
     if not on_cuda:
         if precision in ('fp16', 'bf16'):
@@ -82,7 +83,7 @@ def wandb_run(c: MyConfig):
     except ImportError:
         raise ValueError("logger='wandb' needs the wandb package: pip install wandb") from None
     try:
-        return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.get('wandb_mode'))
+        return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.wandb_mode)
     except Exception as e:  # wandb raises UsageError/CommError without a login or a network
         raise ValueError(f"Weights & Biases could not start ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
                          f"log in with `wandb login`, or set wandb_mode='offline'") from None
@@ -91,10 +92,10 @@ def wandb_run(c: MyConfig):
 def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
     """Fresh models for `c.size`, or the local Hugging Face pair in `c.init_generator` /
     `c.init_discriminator` to continue pre-training from (lowest `c.freeze_layers` frozen)."""
-    if c.get('init_generator') or c.get('init_discriminator'):
-        if not (c.get('init_generator') and c.get('init_discriminator')):
+    if c.init_generator or c.init_discriminator:
+        if not (c.init_generator and c.init_discriminator):
             raise ValueError("continued pre-training needs both init_generator and init_discriminator directories")
-        generator, discriminator = from_pretrained_pair(c.init_generator, c.init_discriminator, c.get('freeze_layers', 0))
+        generator, discriminator = from_pretrained_pair(c.init_generator, c.init_discriminator, c.freeze_layers)
         arch, got = SIZES[c.size], discriminator.config
         if (got.hidden_size, got.num_hidden_layers) != (arch['hidden_size'], arch['num_hidden_layers']):
             raise ValueError(f"the init models are {got.num_hidden_layers} layers x {got.hidden_size} wide but size "
@@ -105,7 +106,7 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
     else:
         generator, discriminator = build_electra(*electra_configs(c, hf_tokenizer))
     return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling,
-                        max_predictions=c.max_predictions if c.get('static_shapes') else None)
+                        max_predictions=c.max_predictions if c.static_shapes else None)
 
 
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
@@ -115,6 +116,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     held-out metrics (with a `valid_dset`), then `prepare_learner`'s precision, clipping and
     progress (all added to the learner, so `learn.fit` needs no extra cbs). Pretrain.ipynb
     builds the same parts cell by cell."""
+    c = resolve(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
     cbs = [MaskedLMCallback.from_config(c, hf_tokenizer), RunSteps.from_config(c, rank), StopOnNonFinite.from_config(c),
            get_scheduler(c)]
@@ -123,7 +125,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
         cbs.append(CSVLogger.from_config(c, run))
         if valid_dset is not None:
             cbs.append(HeldOutEval.from_config(c, valid_dset, hf_tokenizer, wandb_run=run))
-    checkpoint_dir = repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain'))
+    checkpoint_dir = repo_path(c.checkpoint_dir)
     learn = Learner(dls, electra_model, loss_func=ELECTRALoss.from_config(c), opt_func=get_optim(c),
                     path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
     return prepare_learner(learn, c, hf_tokenizer, rank)
@@ -135,10 +137,11 @@ def prepare_learner(learn: Learner, c: MyConfig, hf_tokenizer, rank: int = 0) ->
     for checkpoints, gradient accumulation, mixed precision (the one place it is applied),
     clipping, `StepProgress` and `StepRecorder` instead of fastai's per-step host reads, and
     `torch.compile`. Returns `learn`."""
+    c = resolve(c)
     device = check_device(c)
     learn.dls.to(device)
     learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
-    learn.grad_accum = c.get('grad_accum', 1)  # steps are counted in optimizer steps (_utils/steps.py)
+    learn.grad_accum = c.grad_accum  # steps are counted in optimizer steps (_utils/steps.py)
     if learn.grad_accum > 1:  # loss / k per micro-batch (normalised by AccumulationMaskedLM's counts); a step every k
         learn.add_cb(GradientAccumulation(n_acc=learn.dls.train.bs * learn.grad_accum))
     precision = resolve_precision(c)
@@ -146,10 +149,10 @@ def prepare_learner(learn: Learner, c: MyConfig, hf_tokenizer, rank: int = 0) ->
         learn.to_fp16(init_scale=2.**11)  # the seed's initial loss scale
     elif precision == 'bf16':
         learn.to_bf16()
-    learn.add_cb(GradientClipping(c.get('clip', 1.0)))
+    learn.add_cb(GradientClipping(c.clip))
     replace_progress(learn, 'off' if rank else None)  # one line in optimizer steps, on rank 0 only
     replace_recorder(learn)  # fastai's Recorder copies the loss to the host every step
-    compile_model(learn, c.get('compile', False), device)
+    compile_model(learn, c.compile, device)
     return learn
 
 
@@ -157,13 +160,14 @@ def pretrain(c: MyConfig) -> Learner | None:
     """Tokenizer -> examples -> dataloader -> Learner -> `c.steps` steps of pre-training, resumed
     from `c.resume` if given, data-parallel when launched by torchrun, exported at the end.
     Returns None when resuming a run that had already finished."""
+    c = resolve(c)
     check_device(c)
     rank, world = init_distributed(c)
     try:
         hf_tokenizer = load_tokenizer(c.tokenizer)
         resume_from = resume_state = None
-        if c.get('resume'):  # before the data work, so a wrong path fails at once
-            resume_from = find_resume(c.resume, repo_path(c.get('checkpoint_dir', 'checkpoints/pretrain')), c.run_name)
+        if c.resume:  # before the data work, so a wrong path fails at once
+            resume_from = find_resume(c.resume, repo_path(c.checkpoint_dir), c.run_name)
             resume_state = load_checkpoint(resume_from)
             if resume_state['step'] > c.steps:
                 raise ValueError(f"{resume_from} is at step {resume_state['step']} but the run has steps={c.steps}; "
@@ -173,7 +177,7 @@ def pretrain(c: MyConfig) -> Learner | None:
                 return None
         train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
         valid_dset = None
-        if c.get('valid_size'):
+        if c.valid_size:
             train_dset, valid_dset = split_validation(train_dset, c.valid_size, c.seed)
         set_seed(c.seed + rank)  # same data order on every rank (loader seed), different masks
         dl = get_dataloader(c, hf_tokenizer, train_dset, rank=rank, world_size=world)
@@ -186,10 +190,10 @@ def pretrain(c: MyConfig) -> Learner | None:
             learn.add_cb(DataParallel())
         torch.backends.cudnn.benchmark = True
         learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
-        if c.get('export', True) and rank == 0:
+        if c.export and rank == 0:
             out = export_model(learn.model, hf_tokenizer, RunDir.from_config(c).export)
             print(f'exported the discriminator and generator to {out}')
-        if c.get('plot', True) and rank == 0:
+        if c.plot and rank == 0:
             print(f"curves plotted to {plot_run(RunDir.from_config(c).train_csv)}")
         return learn
     finally:

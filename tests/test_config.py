@@ -113,3 +113,17 @@ def test_compile_modes_and_the_static_shapes_they_imply():
     for bad in ('fast', 1, 'reduce_overhead'):
         with pytest.raises(ValueError, match="unknown compile"):
             get_config('tiny', device='cpu', compile=bad)
+
+
+def test_resolve_completes_a_hand_built_config_once():
+    """The seed notebook builds MyConfig by hand with a few keys; resolve fills the rest and
+    derives the recipe values once, and resolving again changes nothing."""
+    from pretrain.config import MyConfig, resolve
+    hand = MyConfig({'size': 'small', 'device': 'cpu', 'datas': ['sample'], 'seed': 11081})
+    hand.bs, hand.steps = 4, 3
+    c = resolve(hand)
+    assert (c.bs, c.steps, c.max_length, c.max_predictions, c.warmup_steps, c.weight_decay) == (4, 3, 128, 19, 10_000, 0.01)
+    assert c.static_shapes is False and c.run_name == 'vanilla_11081' and 'lr' not in hand
+    assert resolve(c) == c
+    with pytest.raises(ValueError, match='unknown config key'):
+        resolve(MyConfig(hand, learning_rate=1e-3))

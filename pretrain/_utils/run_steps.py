@@ -45,8 +45,8 @@ class RunSteps(Callback):
     def from_config(cls, c, rank: int = 0) -> RunSteps:
         """`c.steps` steps, checkpoints `{run_name}_{percent}` at `c.save_points` and every
         `c.save_every` steps (keeping `c.keep_last`), written by rank 0 only."""
-        return cls(c.steps, c.get('save_points'), c.run_name + '_{percent}', save_every=c.get('save_every'),
-                   keep_last=c.get('keep_last'), rank=rank)
+        return cls(c.steps, c.save_points, c.run_name + '_{percent}', save_every=c.save_every,
+                   keep_last=c.keep_last, rank=rank)
 
     def before_train(self) -> None:
         self.learn.pct_train = optimizer_step(self.learn) / self.n_steps  # fit's epoch count is fake
