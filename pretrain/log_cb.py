@@ -53,7 +53,8 @@ class CSVLogger(Callback):
         if not self.training or self.learn.loss_func.last_losses is None:
             return
         gen_loss, disc_loss = self.learn.loss_func.last_losses
-        _, _, disc_logits, is_replaced, non_pad, _ = self.learn.pred
+        pred = self.learn.pred  # an ElectraOutput
+        disc_logits, is_replaced, non_pad = pred.disc_logits, pred.is_replaced, pred.attention_mask
         correct = (((disc_logits > 0) == is_replaced) & non_pad).sum() / non_pad.sum()
         row = torch.stack([gen_loss.float(), disc_loss.float(), self.learn.loss.detach().float(), correct.float()])
         self.sums = row if self.sums is None else self.sums + row

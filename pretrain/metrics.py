@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .models import gen_logits_at_masks
+from .models import ElectraOutput, gen_logits_at_masks
 import torch.nn.functional as F
 
 
@@ -131,8 +131,9 @@ def electra_metrics(pred: tuple, labels: torch.Tensor) -> dict[str, float]:
 
     Returns gen_loss, disc_loss, gen_acc, disc_acc, disc_precision, disc_recall, disc_auc.
     """
-    gen_logits, _, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
-    gen_logits, targets = gen_logits_at_masks(gen_logits, is_mlm_applied), labels[is_mlm_applied]
+    pred = ElectraOutput(pred)
+    disc_logits, is_replaced, non_pad = pred.disc_logits, pred.is_replaced, pred.attention_mask
+    gen_logits, targets = gen_logits_at_masks(pred.mlm_gen_logits, pred.is_mlm_applied), labels[pred.is_mlm_applied]
     precision, recall = replaced_precision_recall(disc_logits, is_replaced, non_pad)
     return {'gen_loss': mlm_loss(gen_logits, targets).item(),
             'disc_loss': disc_loss(disc_logits, is_replaced, non_pad).item(),

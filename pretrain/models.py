@@ -82,6 +82,22 @@ def gumbel_noise(shape: torch.Size, device: torch.device, dtype: torch.dtype = t
     return -torch.log(-torch.log(u + 1e-9) + 1e-9)
 
 
+class ElectraOutput(tuple):
+    """`ELECTRAModel`'s outputs by name: `mlm_gen_logits` (M, V) or (B, N, V), `generated` (B, L),
+    `disc_logits` (B, L), `is_replaced` (B, L) bool, `attention_mask` (B, L) bool (non-pad),
+    `is_mlm_applied` (B, L) bool. Still the seed's 6-tuple by position. Not a NamedTuple:
+    fastai rebuilds outputs as `type(x)(list)` (`to_float` under mixed precision), which a
+    NamedTuple's constructor refuses and a tuple subclass takes."""
+    __slots__ = ()
+
+    mlm_gen_logits = property(lambda self: self[0])
+    generated = property(lambda self: self[1])
+    disc_logits = property(lambda self: self[2])
+    is_replaced = property(lambda self: self[3])
+    attention_mask = property(lambda self: self[4])
+    is_mlm_applied = property(lambda self: self[5])
+
+
 class ELECTRAModel(nn.Module):
     """Generator + discriminator for one pre-training step.
 
@@ -136,7 +152,7 @@ class ELECTRAModel(nn.Module):
             is_replaced = is_mlm_applied & (generated != labels)
         disc_logits = self.discriminator(generated, attention_mask=attention_mask,
                                          token_type_ids=token_type_ids).logits  # (B, L)
-        return mlm_gen_logits, generated, disc_logits, is_replaced, attention_mask, is_mlm_applied
+        return ElectraOutput((mlm_gen_logits, generated, disc_logits, is_replaced, attention_mask, is_mlm_applied))
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
         """Token ids (...) drawn from the generator's logits (..., V); no gradient flows through."""
@@ -176,7 +192,9 @@ class ELECTRALoss:
     def __call__(self, pred, targ_ids: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
         """pred: `ELECTRAModel`'s outputs; targ_ids (B, L) labels (-100 where not masked);
         counts: (2,) float denominators, already global (None: this batch's). Returns the scalar loss."""
-        mlm_gen_logits, generated, disc_logits, is_replaced, non_pad, is_mlm_applied = pred
+        pred = ElectraOutput(pred)
+        mlm_gen_logits, disc_logits, is_replaced = pred.mlm_gen_logits, pred.disc_logits, pred.is_replaced
+        non_pad, is_mlm_applied = pred.attention_mask, pred.is_mlm_applied
         if mlm_gen_logits.dim() == 3:  # static slots (B, N, V): weighted, no boolean indexing
             positions, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
             targets = targ_ids.gather(1, positions).clamp(min=0)

@@ -195,13 +195,13 @@ class HeldOutEval(Callback):
             with isolated_rng(self.seed):
                 for batch in self.masked_batches:
                     masked, sentA, is_mlm, labels = (t.to(device) for t in batch)
-                    gen_logits, _, logits, is_replaced, non_pad, _ = model(masked, sentA, is_mlm, labels)
-                    gen_logits, targets = gen_logits_at_masks(gen_logits, is_mlm), labels[is_mlm]
+                    out = model(masked, sentA, is_mlm, labels)  # an ElectraOutput
+                    gen_logits, targets = gen_logits_at_masks(out.mlm_gen_logits, is_mlm), labels[is_mlm]
                     if targets.numel():  # a batch of very short rows may have nothing masked
                         n = torch.tensor(float(targets.numel()), dtype=torch.float64, device=device)
                         gen_sums += torch.stack([mlm_loss(gen_logits, targets) * n, mlm_accuracy(gen_logits, targets) * n, n])
-                    disc_logits.append(logits[non_pad].float())
-                    replaced.append(is_replaced[non_pad])
+                    disc_logits.append(out.disc_logits[out.attention_mask].float())
+                    replaced.append(out.is_replaced[out.attention_mask])
         finally:
             model.train(was_training)
         loss_sum, acc_sum, n_masked = gen_sums.tolist()

@@ -143,3 +143,15 @@ def test_label_smoothing_options(model, tokenizer):
     target = is_replaced[non_pad].float().masked_fill(~is_replaced[non_pad], 0.1)
     disc = F.binary_cross_entropy_with_logits(disc_logits[non_pad], target)
     assert torch.allclose(loss, gen + 50 * disc)
+
+
+def test_the_output_is_named_and_survives_fastais_rebuild():
+    """Named fields, the seed's positions, and fastai's `to_float` (mixed precision rebuilds the
+    output as `type(x)(list)`, which a NamedTuple would refuse) keeps the type."""
+    from fastai.torch_core import to_float
+
+    from pretrain.models import ElectraOutput
+    parts = [torch.ones(2, dtype=torch.bfloat16) * i for i in range(6)]
+    out = to_float(ElectraOutput(parts))
+    assert type(out) is ElectraOutput and out.disc_logits.dtype == torch.float32
+    assert out.is_mlm_applied is out[5] and out.attention_mask is out[4] and out.mlm_gen_logits is out[0]
