@@ -1,10 +1,13 @@
-"""Command line: fine-tune a model directory on a task and print the results table.
+"""Command line: fine-tune a model directory on tasks and print the results table.
 
     python -m finetune --model OUT_DIR/discriminator --train train.tsv --dev dev.tsv \\
         --task_type classification [--text_a col --text_b col --label col] [--seeds 3] \\
         [--epochs 3] [--lr 1e-4] [--compare_random] [--out results.json]
-    python -m finetune --model DIR --glue sst2          # needs the network
-    python -m finetune --model DIR --jglue MARC-ja      # needs the network
+    python -m finetune --model DIR --jglue_dir JGLUE --task JSTS     # JGLUE's files, offline
+    python -m finetune --model DIR --jglue_dir JGLUE --task all      # every JGLUE task found
+    python -m finetune --model DIR --glue_dir glue_data --task rte   # GLUE's files, offline
+    python -m finetune --model DIR --train train-v1.1.json --dev dev-v1.1.json --task_type extractive_qa
+    python -m finetune --model DIR --glue sst2          # from the hub: needs the network
 
 A bad task file or setting prints one line, `error: ...`, and exits with status 2.
 """
@@ -17,68 +20,127 @@ from pathlib import Path
 DEFAULT_OUT_DIR = Path('checkpoints/finetune')
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a wrong flag or value reported as one line (`error: ...`), status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (python -m finetune --help lists the options)\n")
+
+
+def true_or_false(text: str) -> bool:
+    if text.lower() in ('true', '1', 'yes'):
+        return True
+    if text.lower() in ('false', '0', 'no'):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .benchmarks import GLUE_FILES, JGLUE_FILES
     from .data import GLUE_TASKS, JGLUE_TASKS, TASK_TYPES
-    p = argparse.ArgumentParser(prog='python -m finetune', description=__doc__.split('\n\n')[0])
+    p = OneLineParser(prog='python -m finetune', description=__doc__.split('\n\n')[0])
     p.add_argument('--model', required=True, help='a local Hugging Face model directory (ELECTRA or BERT, with tokenizer)')
-    src = p.add_argument_group('task (local files, or a hub task)')
-    src.add_argument('--train', help='training file: .tsv / .csv with a header line, or .jsonl')
+    src = p.add_argument_group('task: local files, a benchmark directory, or a hub task')
+    src.add_argument('--train', help='training file: .tsv / .csv with a header line, or .jsonl; '
+                                     'extractive_qa: a SQuAD-style .json')
     src.add_argument('--dev', help='dev file, same format; the metrics are computed on it')
     src.add_argument('--task_type', choices=TASK_TYPES, help='needed with --train/--dev')
-    src.add_argument('--text_a', default='text_a', help='column of the (first) text (default: text_a)')
+    src.add_argument('--text_a', default=None,
+                     help='column of the (first) text (default: text_a; multiple_choice: question)')
     src.add_argument('--text_b', default=None, help='column of the second text, for sentence-pair tasks')
-    src.add_argument('--label', default='label', help='label column (default: label)')
+    src.add_argument('--label', default='label', help='label column (default: label); multiple_choice: the '
+                                                      'index of the right option')
+    src.add_argument('--choices', default='choice', help='multiple_choice: prefix of the option columns '
+                                                         '(default: choice, i.e. choice0, choice1 ...)')
     src.add_argument('--name', help='task name in the results (default: the training file\'s directory name)')
-    src.add_argument('--metric', help='headline metric: accuracy, f1, mcc (classification), spearman, pearson (regression)')
-    src.add_argument('--glue', choices=sorted(GLUE_TASKS), help='a GLUE task from the hub instead of files')
-    src.add_argument('--jglue', choices=sorted(JGLUE_TASKS), help='a JGLUE task from the hub instead of files')
+    src.add_argument('--metric', help='headline metric: accuracy, f1, mcc (classification), spearman, pearson '
+                                      '(regression), exact_match, f1 (extractive_qa)')
+    src.add_argument('--jglue_dir', help='the JGLUE repository (or its datasets/ folder) as downloaded; '
+                                         'with --task')
+    src.add_argument('--glue_dir', help='the GLUE data folder (CoLA/, SST-2/, MRPC/ ...) as downloaded; with --task')
+    src.add_argument('--task', help=f"with --jglue_dir: {', '.join(JGLUE_FILES)} or all; with --glue_dir: "
+                                    f"{', '.join(GLUE_FILES)} or all")
+    src.add_argument('--glue', choices=sorted(GLUE_TASKS), help='a GLUE task from the hub (needs the network)')
+    src.add_argument('--jglue', choices=sorted(JGLUE_TASKS), help='a JGLUE task from the hub (needs the network)')
     hp = p.add_argument_group('recipe (defaults: ELECTRA\'s fine-tuning)')
     hp.add_argument('--seeds', type=int, default=3, help='number of runs per init, seeds 0..N-1 (default 3)')
-    hp.add_argument('--epochs', type=int, default=3)
+    hp.add_argument('--epochs', type=int, help='default: the task\'s (3; 10 for RTE, STS-B and JSTS; 2 for '
+                                               'extractive QA)')
     hp.add_argument('--lr', type=float, help='peak learning rate (default by hidden size: 3e-4 / 1e-4 / 5e-5)')
     hp.add_argument('--layer_decay', type=float, help='layer-wise lr decay (default 0.8; 0.9 from 24 layers)')
     hp.add_argument('--bs', type=int, default=32)
-    hp.add_argument('--max_length', type=int, default=128)
+    hp.add_argument('--max_length', type=int, help='tokens per input (default: the task\'s: 128; 512 for '
+                                                   'extractive QA; JGLUE\'s per task; at most the model\'s)')
     hp.add_argument('--warmup', type=float, default=0.1, help='warmup fraction of the steps (default 0.1)')
+    hp.add_argument('--weight_decay', type=float, default=0.01,
+                    help='decoupled weight decay, never on LayerNorm weights or biases (default 0.01, Google\'s)')
+    hp.add_argument('--double_unordered', type=true_or_false, default=True, metavar='true|false',
+                    help='train symmetric pair tasks (MRPC, STS-B, JSTS) on both sentence orders (default true)')
+    hp.add_argument('--doc_stride', type=int, default=128, help='extractive QA: tokens between context windows '
+                                                                '(default 128)')
+    hp.add_argument('--qa_f1', choices=('word', 'char'), help='extractive QA\'s F1: over words (SQuAD) or '
+                                                               'characters (JGLUE\'s, for JSQuAD; its default)')
     hp.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: cuda when available)')
     p.add_argument('--compare_random', action='store_true',
                    help='also fine-tune the same architecture from a random initialisation')
-    p.add_argument('--out', help=f'results JSON (default: {DEFAULT_OUT_DIR}/{{task}}.json)')
+    p.add_argument('--out', help=f'results JSON, the Markdown table beside it (default: {DEFAULT_OUT_DIR}/{{task}}.json)')
     p.add_argument('--quiet', action='store_true', help='print only the table')
     return p
 
 
-def task_from_args(args: argparse.Namespace):
+def tasks_from_args(args: argparse.Namespace) -> tuple[list, str]:
+    """The tasks the flags name, and the default results name."""
+    from .benchmarks import load_benchmark
     from .data import load_glue, load_jglue, load_task
-    hub = [flag for flag in ('glue', 'jglue') if getattr(args, flag)]
+    sources = [flag for flag in ('glue', 'jglue', 'glue_dir', 'jglue_dir') if getattr(args, flag)]
     files = args.train or args.dev
-    if len(hub) + bool(files) != 1:
-        raise ValueError("give one task: --train and --dev files, or --glue TASK, or --jglue TASK")
+    if len(sources) + bool(files) != 1:
+        raise ValueError("give one task source: --train and --dev files, --jglue_dir or --glue_dir with --task, "
+                         "or --glue / --jglue")
+    if args.task and not (args.glue_dir or args.jglue_dir):
+        raise ValueError("--task picks a task of --jglue_dir or --glue_dir; give one of them")
+    if args.glue_dir or args.jglue_dir:
+        if not args.task:
+            raise ValueError(f"--{sources[0]} needs --task (a task name, or all)")
+        benchmark = 'jglue' if args.jglue_dir else 'glue'
+        tasks = load_benchmark(benchmark, args.jglue_dir or args.glue_dir, args.task)
+        return tasks, (f'{benchmark}_all' if args.task.lower() == 'all' else tasks[0].name)
     if args.glue:
-        return load_glue(args.glue)
+        return [load_glue(args.glue)], args.glue
     if args.jglue:
-        return load_jglue(args.jglue)
+        return [load_jglue(args.jglue)], args.jglue
     if not (args.train and args.dev):
         raise ValueError("local tasks need both --train and --dev")
     if not args.task_type:
-        raise ValueError("local tasks need --task_type classification or --task_type regression")
-    return load_task(args.train, args.dev, args.task_type, args.text_a, args.text_b, args.label, args.name, args.metric)
+        raise ValueError("local tasks need --task_type classification, regression, multiple_choice or extractive_qa")
+    task = load_task(args.train, args.dev, args.task_type, args.text_a, args.text_b, args.label, args.name,
+                     args.metric, args.choices)
+    return [task], task.name
 
 
 def run(args: argparse.Namespace) -> int:
     from .train import FinetuneSettings, finetune, results_table
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    task = task_from_args(args)
-    if args.metric and (args.glue or args.jglue):
-        task.metric = args.metric
     settings = FinetuneSettings(epochs=args.epochs, lr=args.lr, bs=args.bs, max_length=args.max_length,
-                                layer_decay=args.layer_decay, warmup=args.warmup, seeds=list(range(args.seeds)),
-                                device=args.device)
-    out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f'{task.name}.json'
-    results = finetune(args.model, [task], settings, args.compare_random, out, verbose=not args.quiet)
+                                layer_decay=args.layer_decay, warmup=args.warmup, weight_decay=args.weight_decay,
+                                double_unordered=args.double_unordered, doc_stride=args.doc_stride,
+                                seeds=list(range(args.seeds)), device=args.device).check()
+    tasks, name = tasks_from_args(args)
+    if args.metric and (args.glue or args.jglue or args.glue_dir or args.jglue_dir):
+        if len(tasks) > 1:
+            raise ValueError("--metric sets the headline metric of one task; leave it out with --task all")
+        tasks[0].metric = args.metric
+    if args.qa_f1:
+        qa = [t for t in tasks if t.task_type == 'extractive_qa']
+        if not qa:
+            raise ValueError("--qa_f1 applies to extractive QA tasks; leave it out here")
+        for t in qa:
+            t.f1_unit = args.qa_f1
+    out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f'{name}.json'
+    results = finetune(args.model, tasks, settings, args.compare_random, out, verbose=not args.quiet)
     print(results_table(results))
-    print(f'results written to {out}')
+    print(f'results written to {out} (table: {out.with_suffix(".md")})')
     return 0
 
 
@@ -87,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print('error: ' + ' '.join(str(e).split()), file=sys.stderr)  # one line, whatever the message
         return 2
 
 

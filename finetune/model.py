@@ -1,7 +1,11 @@
-"""The fine-tuning model of ELECTRA's paper: a pre-trained encoder, dropout and one linear layer
-on the [CLS] hidden state; layer-wise learning-rate decay; Adam without bias correction."""
+"""The fine-tuning models of ELECTRA's code: a pre-trained encoder and one dense layer, as Google's
+`tf.layers.dense` builds it (Glorot-uniform weights, zero bias): on the dropped-out [CLS] state
+for classification and regression, one score per option on [CLS] for multiple choice, a start
+and an end logit per token for extractive QA. Layer-wise learning-rate decay; Adam without bias
+correction, with weight decay on the weight matrices only."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -66,38 +70,106 @@ def load_encoder(model_dir: str | Path, random_init: bool = False) -> PreTrained
     return encoder
 
 
-class SentenceClassifier(nn.Module):
-    """ELECTRA's fine-tuning head: dropout then one linear layer on the [CLS] hidden state.
+def glorot_dense_(layer: nn.Linear) -> nn.Linear:
+    """Initialise `layer` as `tf.layers.dense` does (Google's heads pass no initializer):
+    Glorot-uniform weights, U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), and a zero bias."""
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class _EncoderHead(nn.Module):
+    """The encoder plus whether it takes token types (RoBERTa-style models have one type only)."""
+
+    def __init__(self, encoder: PreTrainedModel, pad_token_id: int):
+        super().__init__()
+        self.encoder, self.pad_token_id = encoder, pad_token_id
+        self.use_token_types = getattr(encoder.config, 'type_vocab_size', 2) >= 2
+
+    def hidden(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) last hidden states; padding positions masked from attention."""
+        return self.encoder(input_ids, attention_mask=input_ids != self.pad_token_id,
+                            token_type_ids=token_type_ids if self.use_token_types else None).last_hidden_state
+
+
+class SentenceClassifier(_EncoderHead):
+    """ELECTRA's classification / regression head: dropout then one dense layer on the [CLS]
+    hidden state (Google's `get_pooled_output` is the [CLS] state itself, no pooler).
 
     forward(input_ids (B, L), token_type_ids (B, L)) -> (B, n_outputs) logits (scores for
     regression, n_outputs = 1). Padding positions (`pad_token_id`) are masked from attention.
     """
 
     def __init__(self, encoder: PreTrainedModel, n_outputs: int, pad_token_id: int, dropout: float = 0.1):
-        super().__init__()
+        super().__init__(encoder, pad_token_id)
         if n_outputs < 1:
             raise ValueError(f"n_outputs must be positive, got {n_outputs}")
-        self.encoder, self.pad_token_id = encoder, pad_token_id
-        # models with a single token type (RoBERTa-style) have no embedding for segment B
-        self.use_token_types = getattr(encoder.config, 'type_vocab_size', 2) >= 2
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
-        # the encoder's own initialisation: normal(0, initializer_range), zero bias
-        nn.init.normal_(self.head.weight, std=getattr(encoder.config, 'initializer_range', 0.02))
+        self.head = glorot_dense_(nn.Linear(encoder.config.hidden_size, n_outputs))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.hidden(input_ids, token_type_ids)[:, 0]))  # (B, n_outputs)
+
+
+class MultipleChoiceScorer(_EncoderHead):
+    """Multiple choice: each option is read as [CLS] question [SEP] option [SEP]; dropout and one
+    dense layer give one score per option on its [CLS] state; the scores of a question's options
+    are its logits (softmax over the options in the loss).
+
+    forward(input_ids (B, C, L), token_type_ids (B, C, L)) -> (B, C) scores."""
+
+    def __init__(self, encoder: PreTrainedModel, pad_token_id: int, dropout: float = 0.1):
+        super().__init__(encoder, pad_token_id)
+        self.dropout = nn.Dropout(dropout)
+        self.head = glorot_dense_(nn.Linear(encoder.config.hidden_size, 1))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        B, C, L = input_ids.shape
+        cls = self.hidden(input_ids.reshape(B * C, L), token_type_ids.reshape(B * C, L))[:, 0]
+        return self.head(self.dropout(cls)).reshape(B, C)
+
+
+class SpanExtractor(_EncoderHead):
+    """Extractive QA, Google's head without joint prediction (`joint_prediction=False` in
+    configure_finetuning.py): one dense layer per token gives a start and an end logit, on the
+    last hidden states without extra dropout. Positions outside the context (the question, the
+    padding), except [CLS] at 0, get -1000 added, as Google's `answer_mask` does.
+
+    forward(input_ids (B, L), token_type_ids (B, L)) -> (B, L, 2) start and end logits."""
+
+    def __init__(self, encoder: PreTrainedModel, pad_token_id: int):
+        super().__init__(encoder, pad_token_id)
+        hidden = encoder.config.hidden_size
+        self.head = nn.Linear(hidden, 2)
+        # two dense layers of one output each in Google's code: Glorot with fan-out 1 per row
+        bound = math.sqrt(6 / (hidden + 1))
+        nn.init.uniform_(self.head.weight, -bound, bound)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids, attention_mask=input_ids != self.pad_token_id,
-                              token_type_ids=token_type_ids if self.use_token_types else None
-                              ).last_hidden_state  # (B, L, H)
-        return self.head(self.dropout(hidden[:, 0]))  # (B, n_outputs)
+        logits = self.head(self.hidden(input_ids, token_type_ids)).float()  # (B, L, 2)
+        allowed = (token_type_ids == 1) & (input_ids != self.pad_token_id)
+        allowed[:, 0] = True
+        return logits + 1000.0 * (allowed.unsqueeze(-1).float() - 1)
 
 
-def n_layers(model: SentenceClassifier) -> int:
+def build_model(encoder: PreTrainedModel, task_type: str, n_outputs: int, pad_token_id: int,
+                dropout: float = 0.1) -> nn.Module:
+    """The head of `task_type` on `encoder`."""
+    if task_type in ('classification', 'regression'):
+        return SentenceClassifier(encoder, n_outputs, pad_token_id, dropout)
+    if task_type == 'multiple_choice':
+        return MultipleChoiceScorer(encoder, pad_token_id, dropout)
+    if task_type == 'extractive_qa':
+        return SpanExtractor(encoder, pad_token_id)
+    raise ValueError(f"no head for task type {task_type!r}")
+
+
+def n_layers(model: nn.Module) -> int:
     return model.encoder.config.num_hidden_layers
 
 
-def layer_groups(model: SentenceClassifier) -> list[list[nn.Parameter]]:
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
     """A fastai splitter: [embeddings (+ embeddings_project), layer 0, ..., layer n-1, head]; the
     head group also takes whatever else the encoder holds (BERT's pooler, unused here)."""
     groups: list[list[nn.Parameter]] = [[] for _ in range(n_layers(model) + 2)]
@@ -136,10 +208,26 @@ def default_lr(hidden_size: int) -> float:
     return 3e-4 if hidden_size <= 256 else 1e-4 if hidden_size <= 768 else 5e-5
 
 
+def decayed(p: nn.Parameter) -> bool:
+    """Whether Google's optimizer decays `p`: it excludes LayerNorm weights and biases
+    (`exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"]`), which in a BERT-style
+    model are exactly the 1-D parameters (`pretrain.optim.param_groups`'s rule)."""
+    return p.ndim >= 2
+
+
 def finetune_opt(params: list[list[nn.Parameter]], lr: float, eps: float = 1e-6, mom: float = 0.9,
-                 sqr_mom: float = 0.999, weight_decay: float = 0.0) -> OptimWrapper:
-    """A fastai `opt_func`: `ElectraAdam` without bias correction, one param group per entry of
-    the splitter's output (so each layer can get its own learning rate), no weight decay."""
-    groups = [dict(params=g) for g in params]
-    return OptimWrapper(opt=ElectraAdam(groups, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=weight_decay,
-                                        bias_correction=False))
+                 sqr_mom: float = 0.999, weight_decay: float = 0.01) -> OptimWrapper:
+    """A fastai `opt_func`: `ElectraAdam` without bias correction (Google's
+    `AdamWeightDecayOptimizer`), decoupled weight decay `weight_decay` (Google's fine-tuning
+    rate: 0.01) on the weight matrices only, never on LayerNorm weights or biases.
+
+    `params`: the splitter's groups (embeddings, each layer, head); each becomes a param group
+    of decayed and one of undecayed parameters, both marked with the splitter group's index
+    ('layer'), so each layer keeps its own learning rate."""
+    groups = []
+    for i, g in enumerate(params):
+        for decay in (True, False):
+            ps = [p for p in g if decayed(p) == decay]
+            if ps:
+                groups.append(dict(params=ps, layer=i, weight_decay=weight_decay if decay else 0.0))
+    return OptimWrapper(opt=ElectraAdam(groups, lr=lr, betas=(mom, sqr_mom), eps=eps, bias_correction=False))

@@ -1,9 +1,11 @@
-"""Fine-tune a model directory on a task with fastai, over several seeds, optionally against
-the same architecture from a random initialisation; results as a table and a JSON file."""
+"""Fine-tune a model directory on tasks with fastai, over several seeds, optionally against
+the same architecture from a random initialisation; results as a table and a JSON file (and
+the same table in Markdown beside it)."""
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelValidException
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 
@@ -19,36 +21,51 @@ from _utils.gradient_clipping import GradientClipping
 from pretrain.scheduler import SCHEDULES, lr_at
 from pretrain.train import set_seed
 
-from .data import Task, TaskDataLoader, encode
-from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, summarize, task_metrics
-from .model import (SentenceClassifier, default_layer_decay, default_lr, finetune_opt, layer_groups,
-                    layer_lr_scales, load_config, load_encoder, load_tokenizer)
+from .data import Examples, Task, TaskDataLoader, encode, text_encoder
+from .metrics import (CLASSIFICATION_METRICS, MULTIPLE_CHOICE_METRICS, QA_METRICS, REGRESSION_METRICS,
+                      multiple_choice_metrics, qa_metrics, summarize, task_metrics)
+from .model import (build_model, default_layer_decay, default_lr, finetune_opt, layer_groups, layer_lr_scales,
+                    load_config, load_encoder, load_tokenizer)
+from .qa import featurize, predict
 
 INITS = ('pretrained', 'random')
+# configure_finetuning.py: 10 epochs for "rte" and "sts", 2 (and 512 tokens) for QA, else 3
+LONG_TASKS = ('rte', 'sts', 'stsb', 'sts-b')
 
 
 @dataclass
 class FinetuneSettings:
-    """ELECTRA's fine-tuning recipe. `lr` and `layer_decay` default (None) to the paper's values
-    for the model's size: lr 3e-4 / 1e-4 / 5e-5 for hidden size <= 256 / <= 768 / larger,
-    decay 0.8 (0.9 from 24 layers). `schedule` 'original_linear' is Google's (warmup and linear
-    decay to 0 acting together); 'separate_linear' warms up, then decays."""
-    epochs: int = 3
+    """ELECTRA's fine-tuning recipe (Google's configure_finetuning.py). `lr` and `layer_decay`
+    default (None) to the paper's values for the model's size: lr 3e-4 / 1e-4 / 5e-5 for hidden
+    size <= 256 / <= 768 / larger, decay 0.8 (0.9 from 24 layers). `epochs` and `max_length`
+    default (None) to the task's: 3 epochs (10 for RTE and STS, 2 for extractive QA) and 128
+    tokens (512 for QA; JGLUE tasks: JGLUE's lengths), at most the model's positions.
+    `schedule` 'original_linear' is Google's (warmup and linear decay to 0 acting together);
+    'separate_linear' warms up, then decays. `weight_decay` (0.01, Google's) spares LayerNorm
+    weights and biases. `double_unordered`: train symmetric pair tasks (MRPC, STS) on both text
+    orders. QA: `doc_stride`, `max_query_length`, `max_answer_length` in tokens."""
+    epochs: int | None = None
     lr: float | None = None
     bs: int = 32
-    max_length: int = 128
+    max_length: int | None = None
     layer_decay: float | None = None
     warmup: float = 0.1           # fraction of the steps
     schedule: str = 'original_linear'
     dropout: float = 0.1
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     clip: float = 1.0
+    double_unordered: bool = True
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str | None = None     # None: cuda when available, else cpu
 
     def check(self) -> 'FinetuneSettings':
-        for name in ('epochs', 'bs', 'max_length'):
+        for name in ('epochs', 'bs', 'max_length', 'doc_stride', 'max_query_length', 'max_answer_length'):
             v = getattr(self, name)
+            if v is None and name in ('epochs', 'max_length'):
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.lr is not None and not self.lr > 0:
@@ -61,6 +78,8 @@ class FinetuneSettings:
             raise ValueError(f"schedule must be 'original_linear' or 'separate_linear', got {self.schedule!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
+            raise ValueError(f"weight_decay must be in [0, 1) (Google's: 0.01), got {self.weight_decay!r}")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed")
         if self.device:
@@ -81,10 +100,33 @@ class FinetuneSettings:
         return FinetuneSettings(**d)
 
 
+def default_epochs(task: Task) -> int:
+    """The task's own epochs, else Google's: 2 for extractive QA, 10 for a task named RTE or
+    STS(-B), 3 otherwise."""
+    if task.epochs:
+        return task.epochs
+    if task.task_type == 'extractive_qa':
+        return 2
+    return 10 if task.name.lower() in LONG_TASKS else 3
+
+
+def default_max_length(task: Task) -> int:
+    """The task's own length, else Google's: 512 for extractive QA, 128 otherwise."""
+    return task.max_length or (512 if task.task_type == 'extractive_qa' else 128)
+
+
+def normalized(labels: list[float], label_range: tuple[float, float]) -> list[float]:
+    """Regression labels on [0, 1]: (y - min) / (max - min); with STS's 0-5, Google's y / 5."""
+    lo, hi = label_range
+    return [(y - lo) / (hi - lo) for y in labels]
+
+
 class LayerwiseSchedule(Callback):
     """Sets every param group's learning rate before each training step: the peak `lr` times
-    the group's layer-wise scale times the schedule's factor (warmup over `warmup` of the
-    steps, linear decay to 0 at the last step). The values set are kept in `self.lrs`."""
+    the scale of the group's layer (`scales`: one per splitter group; a param group's 'layer'
+    names its splitter group) times the schedule's factor (warmup over `warmup` of the steps,
+    linear decay to 0 at the last step). The values set, per splitter group, are kept in
+    `self.lrs`."""
     order = 60
 
     def __init__(self, lr: float, scales: list[float], warmup: float = 0.1, schedule: str = 'original_linear'):
@@ -95,6 +137,7 @@ class LayerwiseSchedule(Callback):
     def before_fit(self) -> None:
         self.total_steps = max(1, self.learn.n_epoch * len(self.learn.dls.train))
         self.warmup_steps = round(self.warmup * self.total_steps)
+        self.layers = [g.get('layer', i) for i, g in enumerate(self.learn.opt.opt.param_groups)]
         self.lrs: list[list[float]] = []
 
     def before_batch(self) -> None:
@@ -102,29 +145,62 @@ class LayerwiseSchedule(Callback):
             return
         factor = lr_at(self.learn.train_iter, self.schedule, 1.0, self.total_steps, self.warmup_steps)
         lrs = [self.lr * s * factor for s in self.scales]
-        self.opt.set_hyper('lr', lrs)
+        self.opt.set_hyper('lr', [lrs[layer] for layer in self.layers])
         self.lrs.append(lrs)
 
 
+class TrainOnly(Callback):
+    """Skips fastai's pass over the dev set after each training epoch: only the final weights are
+    evaluated (`get_preds` after `fit`, whose validation follows no training pass)."""
+
+    def before_epoch(self) -> None:
+        self.after_training = False
+
+    def after_train(self) -> None:
+        self.after_training = True
+
+    def before_validate(self) -> None:
+        if getattr(self, 'after_training', False):
+            raise CancelValidException()
+
+
 def loss_func(task_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy on (B, C) logits for classification; mean squared error on the (B, 1)
-    scores for regression."""
-    if task_type == 'classification':
+    """Cross-entropy on (B, C) logits for classification and multiple choice (a softmax over the
+    options); mean squared error on the (B, 1) scores for regression; for extractive QA the mean
+    of the cross-entropies of the start and the end position over the (B, L, 2) logits."""
+    if task_type in ('classification', 'multiple_choice'):
         return lambda logits, y: F.cross_entropy(logits.float(), y)
+    if task_type == 'extractive_qa':
+        return lambda logits, y: (F.cross_entropy(logits[..., 0].float(), y[:, 0]) +
+                                  F.cross_entropy(logits[..., 1].float(), y[:, 1])) / 2
     return lambda scores, y: F.mse_loss(scores.float().squeeze(-1), y.float())
 
 
-def check_metric(task: Task) -> str:
-    """The task's headline metric (default: accuracy, or spearman for regression), checked to be
-    one computed for its type (f1 only for two classes)."""
+def allowed_metrics(task: Task) -> list[str]:
+    """The metrics computed for the task, the default headline first."""
     if task.task_type == 'classification':
-        allowed = [m for m in CLASSIFICATION_METRICS if m != 'f1' or task.n_outputs == 2]
-    else:
-        allowed = list(REGRESSION_METRICS)
+        return [m for m in CLASSIFICATION_METRICS if m != 'f1' or task.n_outputs == 2]
+    return list({'regression': REGRESSION_METRICS, 'multiple_choice': MULTIPLE_CHOICE_METRICS,
+                 'extractive_qa': QA_METRICS}[task.task_type])
+
+
+def check_metric(task: Task) -> str:
+    """The task's headline metric (default: accuracy, spearman for regression, exact_match for
+    extractive QA), checked to be one computed for its type (f1 only for two classes)."""
+    allowed = allowed_metrics(task)
     metric = task.metric or allowed[0]
     if metric not in allowed:
         raise ValueError(f"metric {metric!r} does not apply to task {task.name}; choose one of {', '.join(allowed)}")
     return metric
+
+
+def reported_metrics(task_type: str, headline: str) -> list[str]:
+    """The metrics of the results table: the headline, with its companion where the benchmarks
+    report two (Pearson and Spearman, exact match and F1, F1 and accuracy)."""
+    if task_type in ('regression', 'extractive_qa'):
+        pair = REGRESSION_METRICS if task_type == 'regression' else QA_METRICS
+        return [headline] + [m for m in pair if m != headline]
+    return [headline, 'accuracy'] if headline == 'f1' else [headline]
 
 
 class Finetuner:
@@ -134,19 +210,53 @@ class Finetuner:
     def __init__(self, model_dir: str | Path, settings: FinetuneSettings | None = None, verbose: bool = True):
         self.model_dir = Path(model_dir)
         self.tokenizer = load_tokenizer(self.model_dir)
+        self.encoder = text_encoder(self.tokenizer)
         self.settings = (settings or FinetuneSettings()).check()
         self.verbose = verbose
         config = load_config(self.model_dir)
-        if self.settings.max_length > config.max_position_embeddings:
+        self.positions = config.max_position_embeddings
+        if self.settings.max_length and self.settings.max_length > self.positions:
             raise ValueError(f"max_length {self.settings.max_length} exceeds the model's "
-                             f"{config.max_position_embeddings} positions; use --max_length {config.max_position_embeddings} or less")
+                             f"{self.positions} positions; use --max_length {self.positions} or less")
         self.settings = self.settings.resolved(config.hidden_size, config.num_hidden_layers)
 
-    def build_model(self, task: Task, init: str) -> SentenceClassifier:
+    def max_length(self, task: Task) -> int:
+        """The settings' max_length, else the task's default capped at the model's positions."""
+        return self.settings.max_length or min(default_max_length(task), self.positions)
+
+    def build_model(self, task: Task, init: str):
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
         encoder = load_encoder(self.model_dir, random_init=init == 'random')
-        return SentenceClassifier(encoder, task.n_outputs, self.tokenizer.pad_token_id, self.settings.dropout)
+        return build_model(encoder, task.task_type, task.n_outputs, self.tokenizer.pad_token_id, self.settings.dropout)
+
+    def encode_task(self, task: Task) -> dict:
+        """The task as the model reads it: {'train', 'dev'} lists of (input_ids, token_type_ids,
+        target); 'epochs' and 'max_length' for this task; symmetric pairs doubled (Google's
+        `double_unordered`), regression targets normalised with the task's `label_range`;
+        extractive QA: the windows of both splits, the dev ones in 'qa_dev'."""
+        s = self.settings
+        max_length = self.max_length(task)
+        out = {'epochs': s.epochs or default_epochs(task), 'max_length': max_length}
+        if task.task_type == 'extractive_qa':
+            kw = dict(doc_stride=s.doc_stride, max_query_length=s.max_query_length, encoder=self.encoder)
+            train = featurize(self.tokenizer, task.train, max_length, training=True, **kw)
+            dev = featurize(self.tokenizer, task.dev, max_length, training=False, **kw)
+            if not train.items:
+                raise ValueError(f"{task.name}: no training answer could be placed on tokens")
+            if train.skipped and self.verbose:
+                print(f'{task.name}: {train.skipped} training question(s) skipped: their answer could not be '
+                      f'placed on tokens', file=sys.stderr)
+            return {**out, 'train': train.items, 'dev': dev.items, 'qa_dev': dev, 'skipped': train.skipped}
+        train, dev = task.train, task.dev
+        doubled = task.symmetric and s.double_unordered and train.texts_b is not None
+        if doubled:
+            train = train + train.swapped()
+        if task.task_type == 'regression' and task.label_range:
+            train = Examples(train.texts_a, train.texts_b, normalized(train.labels, task.label_range))
+            dev = Examples(dev.texts_a, dev.texts_b, normalized(dev.labels, task.label_range))
+        return {**out, 'train': encode(self.tokenizer, train, max_length, self.encoder),
+                'dev': encode(self.tokenizer, dev, max_length, self.encoder)}
 
     def learner(self, task: Task, encoded: dict[str, list], init: str, seed: int) -> Learner:
         """A Learner for one run, seeded: the head (and, for `random`, the encoder), dropout and
@@ -155,31 +265,50 @@ class Finetuner:
         set_seed(seed)
         model = self.build_model(task, init)
         pad = self.tokenizer.pad_token_id
+        # QA windows are evaluated at one length, so that the logits of all batches stack
+        dev_pad = encoded.get('max_length') if task.task_type == 'extractive_qa' else None
         dls = DataLoaders(TaskDataLoader(encoded['train'], s.bs, pad, shuffle=True, seed=seed),
-                          TaskDataLoader(encoded['dev'], s.bs, pad), path='.', device=torch.device(s.device))
+                          TaskDataLoader(encoded['dev'], s.bs, pad, pad_to=dev_pad), path='.',
+                          device=torch.device(s.device))
         scales = layer_lr_scales(model.encoder.config.num_hidden_layers, s.layer_decay)
         learn = Learner(dls, model, loss_func=loss_func(task.task_type),
                         opt_func=lambda params, lr: finetune_opt(params, lr, weight_decay=s.weight_decay),
                         splitter=layer_groups, lr=s.lr,
-                        cbs=[LayerwiseSchedule(s.lr, scales, s.warmup, s.schedule), GradientClipping(s.clip)])
+                        cbs=[LayerwiseSchedule(s.lr, scales, s.warmup, s.schedule), GradientClipping(s.clip),
+                             TrainOnly()])
         return learn
 
-    def run_once(self, task: Task, encoded: dict[str, list], init: str, seed: int) -> dict[str, float]:
+    def run_once(self, task: Task, encoded: dict, init: str, seed: int) -> dict[str, float]:
         """Train on the task's train split, return the dev metrics of the final weights."""
         learn = self.learner(task, encoded, init, seed)
         with learn.no_bar(), learn.no_logging():
-            learn.fit(self.settings.epochs)
+            learn.fit(encoded.get('epochs') or self.settings.epochs or default_epochs(task))
             outputs, labels = learn.get_preds(ds_idx=1)
-        return task_metrics(task.task_type, outputs.float().numpy(), labels.numpy(), task.n_outputs)
+        outputs = outputs.float().numpy()
+        if task.task_type == 'extractive_qa':
+            answers = predict(encoded['qa_dev'], outputs, task.dev, self.settings.max_answer_length)
+            return qa_metrics(answers, [[text for text, _ in golds] for golds in task.dev.answers], task.f1_unit)
+        if task.task_type == 'multiple_choice':
+            return multiple_choice_metrics(outputs, labels.numpy())
+        return task_metrics(task.task_type, outputs, labels.numpy(), task.n_outputs)
 
     def run_task(self, task: Task, compare_random: bool = False) -> dict:
         """Every seed with the pre-trained weights (and from a random init with
         `compare_random`): {'pretrained': {metric: summary}, 'random': ..., plus task facts}."""
         s = self.settings
-        encoded = {split: encode(self.tokenizer, getattr(task, split), s.max_length) for split in ('train', 'dev')}
         headline = check_metric(task)
-        result = {'task_type': task.task_type, 'metric': headline, 'labels': task.label_names,
-                  'n_train': len(task.train), 'n_dev': len(task.dev), 'seeds': list(s.seeds)}
+        encoded = self.encode_task(task)
+        result = {'task_type': task.task_type, 'metric': headline,
+                  'reported': reported_metrics(task.task_type, headline), 'labels': task.label_names,
+                  'n_train': len(task.train), 'n_dev': len(task.dev), 'seeds': list(s.seeds),
+                  'epochs': encoded['epochs'], 'max_length': encoded['max_length'],
+                  'train_rows': len(encoded['train']), 'dev_rows': len(encoded['dev'])}
+        if task.task_type == 'regression':
+            result['label_range'] = list(task.label_range) if task.label_range else None
+        if task.task_type != 'extractive_qa':
+            result['double_unordered'] = bool(task.symmetric and s.double_unordered and task.train.texts_b is not None)
+        else:
+            result.update(f1_unit=task.f1_unit, skipped=encoded['skipped'])
         for init in INITS[:2 if compare_random else 1]:
             runs = []
             for seed in s.seeds:
@@ -195,8 +324,14 @@ class Finetuner:
 def finetune(model_dir: str | Path, tasks: list[Task], settings: FinetuneSettings | None = None,
              compare_random: bool = False, out: str | Path | None = None, verbose: bool = True) -> dict:
     """Fine-tune `model_dir` on each task over the settings' seeds; return (and write to `out`
-    as JSON) {'model', 'settings', 'tasks': {name: run_task's result}}."""
+    as JSON, with the Markdown table beside it: same name, .md) {'model', 'settings', 'tasks':
+    {name: run_task's result}}."""
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
     runner = Finetuner(model_dir, settings, verbose)
+    for task in tasks:  # a wrong metric fails before any training
+        check_metric(task)
     results = {'model': str(model_dir), 'settings': asdict(runner.settings),
                'tasks': {task.name: runner.run_task(task, compare_random) for task in tasks}}
     if out is not None:
@@ -209,22 +344,25 @@ def _json_safe(x):
         return None  # JSON has no nan (a constant prediction makes a correlation undefined)
     if isinstance(x, dict):
         return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
+    if isinstance(x, (list, tuple)):
         return [_json_safe(v) for v in x]
     return x
 
 
 def write_results(results: dict, path: str | Path) -> Path:
+    """`path` (JSON: every run of every metric) and, beside it, `results_markdown`'s table
+    (`path` with the suffix .md)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_json_safe(results), indent=2, ensure_ascii=False) + '\n')
+    path.with_suffix('.md').write_text(results_markdown(results) + '\n', encoding='utf-8')
     return path
 
 
 def results_table(results: dict) -> str:
     """One line per (task, init, metric), the task's headline metric first: mean, std, best
     over seeds."""
-    lines = [f"{'task':16s} {'init':10s} {'metric':9s} {'mean':>7s} {'std':>7s} {'best':>7s} {'seeds':>5s}"]
+    lines = [f"{'task':16s} {'init':10s} {'metric':11s} {'mean':>7s} {'std':>7s} {'best':>7s} {'seeds':>5s}"]
     for name, r in results['tasks'].items():
         for init in INITS:
             if init not in r:
@@ -232,6 +370,36 @@ def results_table(results: dict) -> str:
             metrics = sorted(r[init], key=lambda m: m != r['metric'])
             for m in metrics:
                 v = r[init][m]
-                lines.append(f"{name:16s} {init:10s} {m:9s} {v['mean']:7.4f} {v['std']:7.4f} {v['best']:7.4f} "
+                lines.append(f"{name:16s} {init:10s} {m:11s} {_num(v['mean'])} {_num(v['std'])} {_num(v['best'])} "
                              f"{len(v['runs']):5d}")
+    return '\n'.join(lines)
+
+
+def _num(x: float | None, width: int = 7) -> str:
+    return f"{x:{width}.4f}" if x is not None and math.isfinite(x) else f"{'nan':>{width}s}"
+
+
+def results_markdown(results: dict) -> str:
+    """The results as one Markdown table: a row per task and reported metric (JGLUE's and GLUE's:
+    Pearson / Spearman, exact match / F1, ...), mean ± standard deviation and best over the
+    seeds for the pre-trained weights and, when run, for the random initialisation, and the gain
+    in points."""
+    compare = any('random' in r for r in results['tasks'].values())
+    head = ['task', 'type', 'metric', 'pre-trained mean ± std', 'best']
+    if compare:
+        head += ['random init mean ± std', 'best', 'gain (points)']
+    head += ['seeds', 'epochs', 'train / dev']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for name, r in results['tasks'].items():
+        for m in r.get('reported') or [r['metric']]:
+            row = [name, r['task_type'], m]
+            for init in INITS[:2 if compare else 1]:
+                v = r.get(init, {}).get(m)
+                row += [f"{_num(v['mean'], 0)} ± {_num(v['std'], 0)}", _num(v['best'], 0)] if v else ['—', '—']
+            if compare:
+                a, b = r.get('pretrained', {}).get(m), r.get('random', {}).get(m)
+                ok = a and b and a['mean'] is not None and b['mean'] is not None
+                row.append(f"{(a['mean'] - b['mean']) * 100:+.1f}" if ok else '—')
+            row += [str(len(r['seeds'])), str(r.get('epochs', '')), f"{r['n_train']} / {r['n_dev']}"]
+            lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)

@@ -18,6 +18,14 @@ def tiny_config(tmp_path):
                       device='cpu')
 
 
+@pytest.fixture(scope='session')
+def finetune_model_dir(tmp_path_factory):
+    """One tiny stand-in discriminator (fresh `tiny` weights, the sample tokenizer), shared by
+    every fine-tuning test."""
+    from finetune.toy_task import write_standin_model
+    return write_standin_model(tmp_path_factory.mktemp('finetune_model') / 'discriminator')
+
+
 def run_notebook(name: str, parameters: str):
     """Execute a notebook of the repository top to bottom, with `parameters` run right after its
     cell tagged "parameters"; returns the executed notebook and the text all cells printed."""

@@ -12,16 +12,16 @@ from torch import nn
 from finetune.__main__ import main
 from finetune.data import encode, load_task
 from finetune.model import layer_groups, layer_lr_scales, load_encoder
-from finetune.toy_task import make_topic_task, topic_sentences, write_standin_model, write_topic_task, write_tsv
+from finetune.toy_task import make_topic_task, topic_sentences, write_topic_task, write_tsv
 from finetune.train import FinetuneSettings, Finetuner, LayerwiseSchedule, finetune, results_table
 from pretrain.scheduler import lr_at
 
 FAST = dict(epochs=6, lr=1e-3, bs=32, max_length=32)
 
 
-@pytest.fixture(scope='module')
-def model_dir(tmp_path_factory):
-    return write_standin_model(tmp_path_factory.mktemp('model') / 'discriminator')
+@pytest.fixture
+def model_dir(finetune_model_dir):
+    return finetune_model_dir  # the tiny stand-in shared by the fine-tuning tests (conftest.py)
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +43,7 @@ def test_learns_the_topic_task_and_reports_both_inits(model_dir, topic_task, tmp
         assert set(acc) == {'mean', 'std', 'best', 'runs'} and len(acc['runs']) == 3
         assert acc['mean'] == pytest.approx(sum(acc['runs']) / 3) and acc['best'] == max(acc['runs'])
         assert acc['mean'] > 0.8, (init, acc)  # chance is 0.5
-    assert saved['settings']['layer_decay'] == 0.8 and saved['settings']['weight_decay'] == 0.0
+    assert saved['settings']['layer_decay'] == 0.8 and saved['settings']['weight_decay'] == 0.01
     table = results_table(results).splitlines()
     assert table[0].split() == ['task', 'init', 'metric', 'mean', 'std', 'best', 'seeds']
     assert [line.split()[:3] for line in table[1:]] == [['topics', init, m] for init in ('pretrained', 'random')
@@ -72,8 +72,10 @@ def test_regression_task(model_dir, tmp_path):
     write_tsv(tmp_path / 'dev.tsv', ['text_a', 'label'], [(s, f'{score(t):.3f}') for s, t in dev])
     task = load_task(tmp_path / 'train.tsv', tmp_path / 'dev.tsv', 'regression')
     assert task.n_outputs == 1 and task.label_names is None
-    r = finetune(model_dir, [task], FinetuneSettings(seeds=[0], **FAST), verbose=False)['tasks'][task.name]
+    settings = FinetuneSettings(seeds=[0], **{**FAST, 'epochs': 10, 'lr': 2e-3})
+    r = finetune(model_dir, [task], settings, verbose=False)['tasks'][task.name]
     assert r['metric'] == 'spearman' and set(r['pretrained']) == {'spearman', 'pearson'}
+    assert r['label_range'] == pytest.approx([min(task.train.labels), max(task.train.labels)])
     assert r['pretrained']['pearson']['mean'] > 0.7
 
 
@@ -130,7 +132,9 @@ def test_layerwise_learning_rates(model_dir, topic_task):
     with learn.no_bar(), learn.no_logging():
         learn.fit(1)
     opt = learn.opt.opt
-    assert all(g['weight_decay'] == 0 and not g['bias_correction'] for g in opt.param_groups)
+    assert not any(g['bias_correction'] for g in opt.param_groups)
+    # each splitter group is a decayed (matrices) and an undecayed (LayerNorm, biases) param group
+    assert [g['layer'] for g in opt.param_groups] == [0, 0, 1, 1, 2, 2, 3, 3]
     sched = next(cb for cb in learn.cbs if isinstance(cb, LayerwiseSchedule))
     steps = len(sched.lrs)
     assert steps == len(learn.dls.train) == 5
@@ -138,7 +142,7 @@ def test_layerwise_learning_rates(model_dir, topic_task):
     for step, lrs in enumerate(sched.lrs):
         factor = lr_at(step, 'original_linear', 1.0, steps, warmup)
         assert lrs == pytest.approx([1e-3 * s * factor for s in layer_lr_scales(2, 0.8)])
-    assert [g['lr'] for g in opt.param_groups] == pytest.approx(sched.lrs[-1])
+    assert [g['lr'] for g in opt.param_groups] == pytest.approx([sched.lrs[-1][g['layer']] for g in opt.param_groups])
 
 
 def test_same_seed_same_result(model_dir, topic_task):
