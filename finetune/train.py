@@ -19,7 +19,7 @@ from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
 from pretrain.scheduler import SCHEDULES, lr_at
-from pretrain.train import set_seed
+from pretrain.rng import set_seed
 
 from .data import Examples, Task, TaskDataLoader, encode, text_encoder
 from .metrics import (CLASSIFICATION_METRICS, MULTIPLE_CHOICE_METRICS, QA_METRICS, REGRESSION_METRICS,

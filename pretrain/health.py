@@ -16,7 +16,7 @@ class StopOnNonFinite(Callback):
     the count every `check_every` steps: once `max_consecutive` are reached, training stops
     with a message naming the step. Under fp16 loss scaling, single overflow steps are normal
     (GradScaler skips them) and never reach the limit. Checkpoints are never written while the
-    loss is non-finite (RunSteps), so the last one saved is good.
+    loss is non-finite (SaveCheckpoints), so the last one saved is good.
     """
     order = 56
 
