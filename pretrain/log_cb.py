@@ -92,10 +92,40 @@ def start_csv(path: Path, columns: list[str], keep_until: int | None = None) -> 
         csv.writer(f).writerows([columns] + rows)
 
 
-def read_log(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a training CSV as dicts of floats."""
-    with Path(path).open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+def read_log(path: str | Path, columns: list[str] | None = None) -> list[dict[str, float]]:
+    """The rows of a run's CSV log (training or held-out) as dicts of floats, the one reader of
+    both. A `ValueError` names the file, and the line or the columns, when it is empty, lacks one
+    of `columns` (default: `step`), has a row of the wrong length or a value that is no number."""
+    path = Path(path)
+    with path.open(newline='') as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise ValueError(f"{path} is empty: the run has not logged anything yet")
+        missing = [c for c in columns or ['step'] if c not in header]
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {', '.join(missing)} (it has {', '.join(header)}); "
+                             f"pass a CSV written by pretrain's CSVLogger or HeldOutEval")
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{path} line {line_no}: {len(row)} fields, expected {len(header)}")
+            try:
+                rows.append({k: float(v) for k, v in zip(header, row)})
+            except ValueError:
+                bad = next(k for k, v in zip(header, row) if not _is_number(v))
+                raise ValueError(f"{path} line {line_no}: {bad} is {row[header.index(bad)]!r}, not a number") from None
+    return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 class DeviceSmoothLoss(AvgSmoothLoss):

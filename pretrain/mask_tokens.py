@@ -53,12 +53,13 @@ def choose_positions(inputs: torch.Tensor, candidates: torch.Tensor, num_real: t
 
 def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
                 special_token_indices: Sequence[int] | torch.Tensor, mlm_probability: float = 0.15,
-                replace_prob: float = 0.1, orginal_prob: float = 0.1, ignore_index: int = -100,
+                replace_prob: float = 0.1, original_prob: float = 0.1, ignore_index: int = -100,
                 pad_token_index: int | None = None, max_predictions: int | None = None,
-                exact_count: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                exact_count: bool = False,
+                orginal_prob: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose positions to predict and corrupt them.
 
-    Of the chosen positions, `replace_prob` get a random token, `orginal_prob` keep theirs and
+    Of the chosen positions, `replace_prob` get a random token, `original_prob` keep theirs and
     the rest become [MASK] (ELECTRA: 0 / 0.15 / 0.85; BERT: 0.1 / 0.1 / 0.8). Special tokens
     are never chosen.
 
@@ -67,8 +68,11 @@ def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
     probability `mlm_probability` (the usual PyTorch approximation).
 
     inputs: (B, L) token ids. Returns (masked inputs (B, L), labels (B, L) with `ignore_index`
-    where not chosen, chosen positions (B, L) bool). `inputs` is not modified.
+    where not chosen, chosen positions (B, L) bool). `inputs` is not modified. `orginal_prob`,
+    the seed's spelling, is still accepted for `original_prob`.
     """
+    if orginal_prob is not None:
+        original_prob = orginal_prob
     device = inputs.device
     special = (special_token_indices.to(device) if isinstance(special_token_indices, torch.Tensor)
                else torch.tensor(sorted(set(special_token_indices)), device=device))
@@ -84,7 +88,7 @@ def mask_tokens(inputs: torch.Tensor, mask_token_index: int, vocab_size: int,
     labels = inputs.masked_fill(~mlm_mask, ignore_index)
     # one uniform draw per position decides: [MASK], random token or original token
     u = torch.rand(inputs.shape, device=device)
-    mask_prob = 1 - replace_prob - orginal_prob
+    mask_prob = 1 - replace_prob - original_prob
     to_mask = mlm_mask & (u < mask_prob)
     to_random = mlm_mask & (u >= mask_prob) & (u < mask_prob + replace_prob)
     random_words = torch.randint(vocab_size, inputs.shape, device=device, dtype=inputs.dtype)

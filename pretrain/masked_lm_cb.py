@@ -54,20 +54,20 @@ class MaskedLMCallback(Callback):
     def before_batch(self) -> None:
         self.learn.xb, self.learn.yb = self.mask(*self.xb)
 
-    def mask(self, input_ids: torch.Tensor, sentA_lenths: torch.Tensor) -> tuple[tuple, tuple]:
-        """(xb, yb) of one clean batch, input_ids (B, L), sentA_lenths (B,): for ELECTRA
-        xb = (masked_inputs (B, L), sentA_lenths, is_mlm_applied (B, L) bool, labels (B, L)),
-        else (masked_inputs, sentA_lenths); yb = (labels,) with `ignore_index` where not masked."""
+    def mask(self, input_ids: torch.Tensor, sentA_lengths: torch.Tensor) -> tuple[tuple, tuple]:
+        """(xb, yb) of one clean batch, input_ids (B, L), sentA_lengths (B,): for ELECTRA
+        xb = (masked_inputs (B, L), sentA_lengths, is_mlm_applied (B, L) bool, labels (B, L)),
+        else (masked_inputs, sentA_lengths); yb = (labels,) with `ignore_index` where not masked."""
         if getattr(self, '_special', None) is None or self._special.device != input_ids.device:
             # built once per device: a host-to-device copy every step would be a sync
             self._special = torch.tensor(sorted(set(self.special_tok_ids)), device=input_ids.device)
         masked_inputs, labels, is_mlm_applied = mask_tokens(
             input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
             special_token_indices=self._special, mlm_probability=self.mlm_probability,
-            replace_prob=self.replace_prob, orginal_prob=self.original_prob, ignore_index=self.ignore_index,
+            replace_prob=self.replace_prob, original_prob=self.original_prob, ignore_index=self.ignore_index,
             pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
             max_predictions=self.max_predictions or max_predictions_per_seq(self.mlm_probability,
                                                                             self.max_length or input_ids.shape[1]))
         if self.for_electra:
-            return (masked_inputs, sentA_lenths, is_mlm_applied, labels), (labels,)
-        return (masked_inputs, sentA_lenths), (labels,)
+            return (masked_inputs, sentA_lengths, is_mlm_applied, labels), (labels,)
+        return (masked_inputs, sentA_lengths), (labels,)

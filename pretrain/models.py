@@ -101,7 +101,7 @@ class ElectraOutput(tuple):
 class ELECTRAModel(nn.Module):
     """Generator + discriminator for one pre-training step.
 
-    forward(masked_inputs (B, L), sentA_lenths (B,), is_mlm_applied (B, L) bool, labels (B, L))
+    forward(masked_inputs (B, L), sentA_lengths (B,), is_mlm_applied (B, L) bool, labels (B, L))
     returns (mlm_gen_logits (M, V) at the M masked positions, generated (B, L) discriminator
     input, disc_logits (B, L), is_replaced (B, L) bool, attention_mask (B, L) bool,
     is_mlm_applied (B, L)).
@@ -121,17 +121,17 @@ class ELECTRAModel(nn.Module):
         self.pad_token_id = hf_tokenizer.pad_token_id
         self.sampling, self.temperature, self.max_predictions = sampling, temperature, max_predictions
 
-    def _get_pad_mask_and_token_type(self, input_ids: torch.Tensor, sentA_lenths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _get_pad_mask_and_token_type(self, input_ids: torch.Tensor, sentA_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """attention_mask (B, L) bool, token_type_ids (B, L): 0 for [CLS] A [SEP], 1 for B [SEP],
         0 on padding. Computed on the device: no `.tolist()` host sync."""
         attention_mask = input_ids != self.pad_token_id
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        token_type_ids = ((positions[None, :] >= sentA_lenths[:, None]) & attention_mask).long()
+        token_type_ids = ((positions[None, :] >= sentA_lengths[:, None]) & attention_mask).long()
         return attention_mask, token_type_ids
 
-    def forward(self, masked_inputs: torch.Tensor, sentA_lenths: torch.Tensor, is_mlm_applied: torch.Tensor,
+    def forward(self, masked_inputs: torch.Tensor, sentA_lengths: torch.Tensor, is_mlm_applied: torch.Tensor,
                 labels: torch.Tensor):
-        attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lenths)
+        attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lengths)
         gen_hidden = self.generator.electra(masked_inputs, attention_mask=attention_mask,
                                             token_type_ids=token_type_ids).last_hidden_state  # (B, L, Hg)
         # the generator's output layer only at masked positions: M rows (or B*N slots) instead of B*L

@@ -4,41 +4,20 @@ accuracy and learning rate from `{run_name}.csv`, with the held-out curves of
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
-from .log_cb import COLUMNS
+from .log_cb import COLUMNS, read_log
 from .run_dir import RunDir, runs_in
 from .validation_cb import VALID_COLUMNS, valid_csv_path
 
 
 def read_curves(path: Path, columns: list[str]) -> dict[str, list[float]]:
-    """Column -> values of a log CSV that must hold `columns`; a `ValueError` names the file,
-    and the line or the columns, when it is empty, lacks a column or holds a non-number."""
-    with path.open(newline='') as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path} is empty: the run has not logged anything yet")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ValueError(f"{path} lacks column(s) {', '.join(missing)} (it has {', '.join(header)}); "
-                             f"pass a CSV written by pretrain's CSVLogger or HeldOutEval")
-        curves: dict[str, list[float]] = {c: [] for c in columns}
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path} line {line_no}: {len(row)} fields, expected {len(header)}")
-            for c in columns:
-                value = row[header.index(c)]
-                try:
-                    curves[c].append(float(value))
-                except ValueError:
-                    raise ValueError(f"{path} line {line_no}: {c} is {value!r}, not a number") from None
-    if not curves['step']:
+    """Column -> values of a log CSV that must hold `columns` (`read_log`'s errors), with at least
+    one row."""
+    rows = read_log(path, columns)
+    if not rows:
         raise ValueError(f"{path} has a header but no rows: the run has not logged a step yet")
-    return curves
+    return {c: [r[c] for r in rows] for c in columns}
 
 
 def find_train_csv(run_dir_or_csv: str | Path) -> Path:

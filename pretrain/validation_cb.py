@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from ._utils.steps import at_step_boundary, optimizer_step
 from .distributed import rank
 from .get_dataloaders import pad_batch
-from .log_cb import start_csv
+from .log_cb import read_log, start_csv
 from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
@@ -174,7 +174,7 @@ class HeldOutEval(Callback):
                 masked, labels, is_mlm = mask_tokens(
                     input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
                     special_token_indices=self.special_tok_ids, mlm_probability=self.mask_prob,
-                    replace_prob=self.replace_prob, orginal_prob=self.original_prob,
+                    replace_prob=self.replace_prob, original_prob=self.original_prob,
                     pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
                     max_predictions=self.max_predictions or max_predictions_per_seq(
                         self.mask_prob, self.max_length or input_ids.shape[1]))
@@ -221,7 +221,4 @@ class HeldOutEval(Callback):
             self.wandb_run.log({f'valid/{k}': v for k, v in metrics.items()}, step=step)
 
 
-def read_valid_log(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a validation CSV as dicts of floats."""
-    with Path(path).open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+read_valid_log = read_log  # one reader for both logs; the name callers of earlier versions use

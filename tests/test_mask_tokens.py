@@ -19,6 +19,7 @@ def batch(B=256, L=128, lengths=None):
 
 
 def electra_mask(ids, **kw):
+    # orginal_prob: the seed's spelling of original_prob still works
     return mask_tokens(ids, MASK, VOCAB, SPECIAL, mlm_probability=0.15, replace_prob=0.0, orginal_prob=0.15,
                        pad_token_index=PAD, max_predictions=max_predictions_per_seq(0.15, 128), exact_count=True, **kw)
 
@@ -58,7 +59,7 @@ def test_electra_style_85_mask_15_original_0_random():
 
 def test_bert_style_80_10_10():
     ids, _ = batch(B=2048)
-    masked, _, chosen = mask_tokens(ids, MASK, VOCAB, SPECIAL, 0.15, replace_prob=0.1, orginal_prob=0.1)
+    masked, _, chosen = mask_tokens(ids, MASK, VOCAB, SPECIAL, 0.15, replace_prob=0.1, original_prob=0.1)
     m, o = masked[chosen], ids[chosen]
     assert abs((m == MASK).float().mean().item() - 0.8) < 0.015
     assert abs((m == o).float().mean().item() - 0.1) < 0.015  # (a random draw equal to the original is rare)
