@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, TrainEvalCallback
 
 from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
 from .run_dir import RunDir
@@ -358,7 +358,7 @@ class ResumeCallback(Callback):
     (by `resume`); this restores what the fit itself resets: the step counter (after fastai's
     TrainEvalCallback zeroes it), the grad scaler (after MixedPrecision creates it), and the RNGs
     at the first batch, after the dataloader has started its epoch and before masking."""
-    order = -5  # after TrainEvalCallback (-10), before MaskedLMCallback (-1)
+    order = TrainEvalCallback.order + 5  # after fastai zeroes the step counter, before the masking callback (-1)
 
     def __init__(self, state: dict[str, Any]):
         self.state, self.pending = state, True

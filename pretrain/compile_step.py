@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
+from .masked_lm_cb import MaskedLMCallback
+
 CUDA_GRAPH_MODES = ('reduce-overhead', 'max-autotune')  # torch.compile's modes that use CUDA graphs
 
 
@@ -31,7 +33,7 @@ class CudaGraphSteps(Callback):
     """Marks the start of each batch for CUDA graph trees, so a replay may reuse the memory of
     the previous step's outputs (fastai keeps `learn.pred` alive until the next batch replaces it;
     nothing reads it after that)."""
-    order = -10  # before the masking callback builds the step's inputs
+    order = MaskedLMCallback.order - 9  # before the masking callback builds the step's inputs
 
     def before_batch(self) -> None:
         torch.compiler.cudagraph_mark_step_begin()

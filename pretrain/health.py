@@ -5,6 +5,7 @@ import torch
 from fastai.callback.core import Callback
 
 from ._utils.steps import optimizer_step
+from .log_cb import CSVLogger
 
 
 class NonFiniteLossError(ValueError):
@@ -18,7 +19,7 @@ class StopOnNonFinite(Callback):
     (GradScaler skips them) and never reach the limit. Checkpoints are never written while the
     loss is non-finite (SaveCheckpoints), so the last one saved is good.
     """
-    order = 56
+    order = CSVLogger.order + 1  # after the logger has seen the step's loss
 
     def __init__(self, max_consecutive: int = 20, check_every: int = 10):
         if max_consecutive < 1:

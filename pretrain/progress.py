@@ -71,7 +71,7 @@ class StepProgress(Callback):
     stops the fit (and whose comment reads the loss every batch); fastai's per-epoch log is
     silenced during the fit. Use `replace_progress(learn)` to swap it in.
     """
-    order = 65  # after CSVLogger (55) has flushed a row, before RunSteps (70) ends the fit
+    order = RunSteps.order - 5  # after CSVLogger has flushed a row, before RunSteps ends the fit
 
     def __init__(self, mode: str | None = None, stream=None, n_steps: int | None = None,
                  tty_every: float = 0.25, notebook_every: float = 0.5, plain_every: float = 60.0):

@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from ._utils.steps import at_step_boundary, optimizer_step
 from .distributed import rank
 from .get_dataloaders import pad_batch
-from .log_cb import read_log, start_csv
+from .log_cb import CSVLogger, read_log, start_csv
 from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 from .models import gen_logits_at_masks
 from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
@@ -89,9 +89,9 @@ class HeldOutEval(Callback):
     Mask settings are `MaskedLMCallback`'s (ELECTRA style by default: 85% [MASK], 15% kept;
     `exact_count` with Google's per-row count).
     """
-    # before CSVLogger (55), whose after_fit finishes a shared W&B run, and before RunSteps
-    # (70), which ends the fit from after_batch at the last step
-    order = 50
+    # before CSVLogger, whose after_fit finishes a shared W&B run (and so before RunSteps, which
+    # ends the fit from after_batch at the last step)
+    order = CSVLogger.order - 5
 
     def __init__(self, valid_dset: datasets.Dataset, every: int, hf_tokenizer, csv_path: str | Path,
                  mask_prob: float = 0.15, replace_prob: float = 0.0, original_prob: float = 0.15,

@@ -18,7 +18,7 @@ class SaveCheckpoints(Callback):
     N steps as `..._step{N}.pth`, keeping the last `keep_last` of those. Checkpoints are complete
     training states (pretrain/checkpoint.py), written atomically, only by rank 0, and never while
     the loss is not finite (the last good one stays)."""
-    order = 69  # after the logger (55) and held-out evaluation (50), before RunSteps (70) ends the fit
+    order = 69  # after the logger and held-out evaluation, just before RunSteps (70) ends the fit
 
     def __init__(self, n_steps: int, save_points: list[float | int] | None = None, base_name: str | None = None,
                  save_every: int | None = None, keep_last: int | None = None, rank: int = 0):
