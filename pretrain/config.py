@@ -12,6 +12,9 @@ from .paths import REPO_ROOT, repo_path  # noqa: F401  (REPO_ROOT and repo_path:
 if TYPE_CHECKING:
     from transformers import ElectraConfig
 
+# BERT's special tokens, first in every vocabulary this project trains (ids 0-4)
+SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+
 # the allowed values of config keys (models.py and scheduler.py implement them)
 SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')
 SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')

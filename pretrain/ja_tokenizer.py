@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, BertJapaneseTokenizer
 from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
 
-from .tokenizer import SPECIAL_TOKENS
+from .config import SPECIAL_TOKENS
 
 # Dictionaries transformers' MecabTokenizer accepts by name, and the pip package behind each.
 DICTIONARIES = {'unidic_lite': 'unidic-lite', 'unidic': 'unidic', 'ipadic': 'ipadic'}
@@ -188,7 +188,7 @@ def train_japanese_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_si
 # ---- fast batched encoding ----------------------------------------------------------------------
 def _unsupported(hf_tokenizer) -> str | None:
     """Why `japanese_batch_encoder` cannot reproduce `hf_tokenizer`, or None when it can."""
-    if type(hf_tokenizer).__name__ != 'BertJapaneseTokenizer':
+    if not isinstance(hf_tokenizer, BertJapaneseTokenizer):
         return f"it is a {type(hf_tokenizer).__name__}, not a BertJapaneseTokenizer"
     if not (hf_tokenizer.do_word_tokenize and hf_tokenizer.word_tokenizer_type == 'mecab'):
         return (f"its word tokenizer is {hf_tokenizer.word_tokenizer_type!r} "

@@ -7,9 +7,9 @@ from typing import Callable, Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from .config import SPECIAL_TOKENS
+from .ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
 from .paths import repo_path
-
-SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 32768,
@@ -78,7 +78,6 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     tmp = out.with_name(out.name + '.partial')
     shutil.rmtree(tmp, ignore_errors=True)
     if japanese:
-        from .ja_tokenizer import train_japanese_tokenizer
         train_japanese_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused, dic=dic or 'unidic_lite',
                                  limit_alphabet=limit_alphabet)
     else:
@@ -104,10 +103,8 @@ def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
     seed's `convert_tokens_to_ids(tokenize(line))` per line, but batched: one call into the
     Rust tokenizer for a whole batch of lines. A MeCab + WordPiece `BertJapaneseTokenizer` (pure
     Python) gets `ja_tokenizer.japanese_batch_encoder`: the same ids, several times faster."""
-    if type(hf_tokenizer).__name__ == 'BertJapaneseTokenizer':
-        from .ja_tokenizer import fast_japanese_supported, japanese_batch_encoder  # only Japanese needs it
-        if fast_japanese_supported(hf_tokenizer):
-            return japanese_batch_encoder(hf_tokenizer)
+    if fast_japanese_supported(hf_tokenizer):  # a MeCab + WordPiece tokenizer, whatever its class name
+        return japanese_batch_encoder(hf_tokenizer)
 
     backend = getattr(hf_tokenizer, 'backend_tokenizer', None)
 
