@@ -18,9 +18,10 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
-from pretrain.scheduler import SCHEDULES, lr_at
 from pretrain.rng import set_seed
+from pretrain.scheduler import SCHEDULES, lr_at
 
+from .benchmarks import facts_for_name
 from .data import Examples, Task, TaskDataLoader, encode, text_encoder
 from .metrics import (CLASSIFICATION_METRICS, MULTIPLE_CHOICE_METRICS, QA_METRICS, REGRESSION_METRICS,
                       multiple_choice_metrics, qa_metrics, summarize, task_metrics)
@@ -30,7 +31,6 @@ from .qa import featurize, predict
 
 INITS = ('pretrained', 'random')
 # configure_finetuning.py: 10 epochs for "rte" and "sts", 2 (and 512 tokens) for QA, else 3
-LONG_TASKS = ('rte', 'sts', 'stsb', 'sts-b')
 
 
 @dataclass
@@ -101,13 +101,13 @@ class FinetuneSettings:
 
 
 def default_epochs(task: Task) -> int:
-    """The task's own epochs, else Google's: 2 for extractive QA, 10 for a task named RTE or
-    STS(-B), 3 otherwise."""
+    """The task's own epochs, else Google's: those of the benchmark task it is named after (10
+    for RTE and STS, `benchmarks.facts_for_name`), 2 for extractive QA, 3 otherwise."""
     if task.epochs:
         return task.epochs
     if task.task_type == 'extractive_qa':
         return 2
-    return 10 if task.name.lower() in LONG_TASKS else 3
+    return facts_for_name(task.name).get('epochs', 3)
 
 
 def default_max_length(task: Task) -> int:

@@ -82,14 +82,8 @@ class AccumulationMaskedLM(MaskedLMCallback):
         if dl.index == 0:  # ResumeCallback (order -5) has already restored the RNGs
             self.masked = [self.mask(*batch) for batch in to_device(dl.group, self.xb[0].device)]
             model = getattr(self.learn.model, 'module', self.learn.model)  # inside DistributedDataParallel
-            total = sum(loss_counts(xb[2], xb[0] != model.pad_token_id, self.n_slots(model, xb[0].shape[1]))
+            total = sum(loss_counts(xb[2], xb[0] != model.pad_token_id, model.n_slots(xb[0].shape[1]))
                         for xb, _ in self.masked)
             self.counts = global_counts(total) / self.k  # one all-reduce per step under DDP
         xb, yb = self.masked[dl.index]
         self.learn.xb, self.learn.yb = xb, (*yb, self.counts)
-
-    @staticmethod
-    def n_slots(model, length: int) -> int | None:
-        """The generator's mask slots per row on the static path (as `ELECTRAModel.forward`), else None."""
-        n = getattr(model, 'max_predictions', None)
-        return min(n, length) if n else None

@@ -112,20 +112,14 @@ def read_log(path: str | Path, columns: list[str] | None = None) -> list[dict[st
                 continue
             if len(row) != len(header):
                 raise ValueError(f"{path} line {line_no}: {len(row)} fields, expected {len(header)}")
-            try:
-                rows.append({k: float(v) for k, v in zip(header, row)})
-            except ValueError:
-                bad = next(k for k, v in zip(header, row) if not _is_number(v))
-                raise ValueError(f"{path} line {line_no}: {bad} is {row[header.index(bad)]!r}, not a number") from None
+            values = {}
+            for k, v in zip(header, row):
+                try:
+                    values[k] = float(v)
+                except ValueError:
+                    raise ValueError(f"{path} line {line_no}: {k} is {v!r}, not a number") from None
+            rows.append(values)
     return rows
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 class DeviceSmoothLoss(AvgSmoothLoss):

@@ -129,6 +129,11 @@ class ELECTRAModel(nn.Module):
         token_type_ids = ((positions[None, :] >= sentA_lengths[:, None]) & attention_mask).long()
         return attention_mask, token_type_ids
 
+    def n_slots(self, length: int) -> int | None:
+        """Mask slots per row on the static path for rows of `length` tokens; None on the
+        boolean-indexing path. The loss denominators of gradient accumulation count these too."""
+        return min(self.max_predictions, length) if self.max_predictions else None
+
     def forward(self, masked_inputs: torch.Tensor, sentA_lengths: torch.Tensor, is_mlm_applied: torch.Tensor,
                 labels: torch.Tensor):
         attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lengths)
@@ -136,7 +141,7 @@ class ELECTRAModel(nn.Module):
                                             token_type_ids=token_type_ids).last_hidden_state  # (B, L, Hg)
         # the generator's output layer only at masked positions: M rows (or B*N slots) instead of B*L
         if self.max_predictions:
-            positions, used = mask_slots(is_mlm_applied, min(self.max_predictions, masked_inputs.shape[1]))
+            positions, used = mask_slots(is_mlm_applied, self.n_slots(masked_inputs.shape[1]))
             mlm_hidden = gen_hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, gen_hidden.shape[-1]))  # (B, N, Hg)
         else:
             mlm_hidden = gen_hidden[is_mlm_applied]  # (M, Hg)

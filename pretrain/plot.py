@@ -50,7 +50,7 @@ def plot_run(run_dir_or_csv: str | Path, out: str | Path | None = None) -> Path:
     train = read_curves(train_csv, COLUMNS)
     valid_path = valid_csv_path(train_csv)
     valid = read_curves(valid_path, VALID_COLUMNS) if valid_path.exists() else None
-    out = Path(out) if out is not None else train_csv.with_suffix('.png')
+    out = Path(out) if out is not None else RunDir.of_train_csv(train_csv).plot
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     panels = [(axes[0, 0], 'gen_loss', 'generator loss (MLM)'), (axes[0, 1], 'disc_loss', 'discriminator loss'),

@@ -2,7 +2,6 @@
 cell, `python -m pretrain` calls `pretrain(c)`."""
 from __future__ import annotations
 
-
 import datasets
 import torch
 from fastai.data.core import DataLoaders

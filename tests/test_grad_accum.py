@@ -110,7 +110,7 @@ def test_k_micro_batches_with_unequal_counts_equal_one_big_batch(tmp_path, monke
     _, big, init = fit(tmp_path, 'k1', grad_accum=1, static_shapes=static_shapes)
     c, acc, init2 = fit(tmp_path, 'k2', grad_accum=2, static_shapes=static_shapes)
     rec, big_rec = acc.cbs.filter(lambda cb: isinstance(cb, Record))[0], big.cbs.filter(lambda cb: isinstance(cb, Record))[0]
-    first, second = (loss_counts(xb[2], xb[0] != PAD, AccumulationMaskedLM.n_slots(acc.model, xb[0].shape[1]))
+    first, second = (loss_counts(xb[2], xb[0] != PAD, acc.model.n_slots(xb[0].shape[1]))
                      for xb in rec.xbs[:2])
     assert (first != second).all()  # unequal masked and non-pad counts: per-micro-batch means would differ
     assert torch.equal(rec.counts[0], (first + second) / 2) and torch.equal(rec.counts[1], rec.counts[0])
