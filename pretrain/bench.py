@@ -4,8 +4,8 @@ synthetic token ids, as `../shared/bench/seed_step_bench.py` measures the seed's
     python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
         [--grad_accum K] [--out results.jsonl]
 
-Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode on one
-forward + backward), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
+Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode over one
+forward + backward on fake tensors, pretrain/flops.py), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
 and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
 step with the same sizes in a subprocess and prints the ratio. `--out` appends the figures as one
 JSON line (bench/gpu_check.sh collects them).
@@ -30,7 +30,7 @@ from ._utils.steps import at_step_boundary, optimizer_step
 from .compile_step import compile_mode
 from .config import get_config
 from .get_dataloaders import get_dataloader
-from .mask_tokens import MaskSpec, mask_tokens, never_masked
+from .flops import flops_per_step
 from .paths import REPO_ROOT
 from .progress import replace_progress
 from .train import build_learner, resolve_precision, set_seed
@@ -95,16 +95,6 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def step_flops(learn, x: tuple[torch.Tensor, ...]) -> int:
-    """FLOPs of one forward + backward of the model and loss on batch `x`."""
-    from torch.utils.flop_counter import FlopCounterMode
-    model = learn.model
-    with FlopCounterMode(display=False) as counter:  # the class's forward: eager even when compiled
-        learn.loss_func(type(model).forward(model, *x), x[3]).backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
-
-
 def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int | None = None,
               max_length: int | None = None, vocab_size: int = 30522, compile: bool | str = False,
               device: str | None = None, **overrides) -> dict:
@@ -122,14 +112,7 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         replace_progress(learn, 'off')  # the figures are the output
         timer = StepTimer(warmup)
         learn.add_cb(timer)
-        micro = c.bs // c.grad_accum  # FLOPs are linear in the batch: count one micro-batch (base fits), x k
-        ids = torch.from_numpy(np.array(dset[:micro]['input_ids'], dtype=np.int64)).to(c.device)
-        spec = MaskSpec.from_config(c)
-        masked, labels, chosen = mask_tokens(ids, tok.mask_token_id, vocab_size, never_masked(tok), spec.mask_prob,
-                                             spec.replace_prob, spec.original_prob, pad_token_index=0,
-                                             max_predictions=spec.max_predictions, exact_count=spec.exact_count)
-        sentA = torch.full((micro,), c.max_length // 2, device=c.device)
-        flops = step_flops(learn, (masked, sentA, chosen, labels)) * c.grad_accum
+        flops = flops_per_step(learn)  # counted on fake tensors (pretrain/flops.py): no memory, no draw
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         learn.fit(9999)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback, TrainEvalCallback
 
+from .flops import flops_per_step
 from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
 from .run_dir import RunDir
 from .tokenizer import vocab_hash
@@ -46,10 +47,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def model_signature(electra_model) -> dict[str, dict[str, Any]]:
-    """The architecture values a checkpoint's weights depend on, for both models."""
+    """The architecture values a checkpoint's weights depend on, for each model inside (`PARTS`:
+    generator and discriminator, or the MLM baseline's one model)."""
     m = unwrap(electra_model)
-    return {name: {k: getattr(getattr(m, name).config, k) for k in ARCH_KEYS}
-            for name in ('generator', 'discriminator')}
+    return {name: {k: getattr(getattr(m, name).config, k) for k in ARCH_KEYS} for name in m.PARTS}
 
 
 def plain(obj: Any) -> Any:
@@ -173,9 +174,10 @@ def save_checkpoint(learn, path: str | Path) -> Path:
         'data': {'epoch_rng_state': getattr(dl, 'epoch_rng_state', None), 'batches_done': learn.iter + 1},
         'callbacks': {type(cb).__name__: plain(cb.state_dict()) for cb in learn.cbs if _defines(cb, 'state_dict')},
         'config': plain(dict(getattr(learn, 'config', None) or {})),
-        'signature': model_signature(model) if hasattr(model, 'discriminator') else None,
-        'model_configs': {name: plain(getattr(model, name).config.to_dict()) for name in ('generator', 'discriminator')}
-                         if hasattr(model, 'discriminator') else None,
+        'signature': model_signature(model) if hasattr(model, 'PARTS') else None,
+        'model_configs': {name: plain(getattr(model, name).config.to_dict()) for name in model.PARTS}
+                         if hasattr(model, 'PARTS') else None,
+        'flops_per_step': flops_per_step(learn),
         'vocab': getattr(learn, 'vocab_hash', None),
     }
     atomic_torch_save(state, path)
@@ -304,6 +306,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_compatible(state: dict[str, Any], electra_model, hf_tokenizer=None, path: str = 'checkpoint') -> None:
     """Refuse a checkpoint made for another architecture or vocabulary, naming the difference."""
     saved, current = state.get('signature'), model_signature(electra_model)
+    if saved is not None and set(saved) != set(current):
+        objective = lambda parts: 'mlm' if 'mlm' in parts else 'electra'
+        raise ValueError(f"{path} was made with objective {objective(saved)!r}, this run is {objective(current)!r}; "
+                         f"use the objective it was trained with")
     if saved is not None and saved != current:
         diffs = [f"{part}.{k}: checkpoint {saved[part][k]} vs config {current[part][k]}"
                  for part in current for k in current[part] if saved[part].get(k) != current[part][k]]

@@ -18,6 +18,9 @@ SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 # the allowed values of config keys (models.py and scheduler.py implement them)
 SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')
 SCHEDULES = ('original_linear', 'separate_linear', 'one_cycle', 'adjusted_one_cycle')
+# 'electra': replaced token detection (generator + discriminator); 'mlm': BERT's masked-LM
+# pre-training of a discriminator-sized model, the paper's baseline (Google's electra_objective=False)
+OBJECTIVES = ('electra', 'mlm')
 
 
 def max_predictions_per_seq(mask_prob: float, max_length: int) -> int:
@@ -80,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     'device': None,                 # None: 'cuda:0' when CUDA is available, else 'cpu'
     'base_run_name': 'vanilla',     # run_name = {base_run_name}_{seed}
     'seed': 11081,                  # None/False/0: draw one from [0, 999999]
+    'objective': 'electra',         # or 'mlm': BERT's masked-LM baseline, a model the discriminator's size
     'adam_bias_correction': None,   # None: Google's False, but True when warmup_steps < SHORT_WARMUP
     'schedule': 'original_linear',
     'sampling': 'fp32_gumbel',
@@ -137,6 +141,7 @@ def validate(c: MyConfig) -> MyConfig:
     from .corpus import check_data_name
 
     _allowed('size', c.size, SIZES)
+    _allowed('objective', c.objective, OBJECTIVES)
     _allowed('sampling', c.sampling, SAMPLINGS)
     _allowed('schedule', c.schedule, SCHEDULES)
     _allowed('logger', c.logger, LOGGERS)
@@ -148,6 +153,9 @@ def validate(c: MyConfig) -> MyConfig:
         raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
     for data in c.datas:
         check_data_name(data)
+    if c.objective == 'mlm' and (c.get('init_generator') or c.get('init_discriminator')):
+        raise ValueError("init_generator/init_discriminator continue an ELECTRA pair; objective 'mlm' trains one "
+                         "model from scratch: drop them or use objective='electra'")
     if c.get('static_shapes') and not c.get('exact_mask_count', True):
         raise ValueError("static_shapes needs exact_mask_count=True (Bernoulli masking can overflow the mask slots)")
     if c.get('compile') and not c.get('static_shapes'):

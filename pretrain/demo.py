@@ -51,6 +51,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     final weights, the fine-tuning results and the time of each phase."""
     from finetune.data import load_task
     from finetune.train import FinetuneSettings, finetune
+    from .export import finetuned_model_dir
     from .train import pretrain
     from .validation_cb import read_valid_log
 
@@ -72,7 +73,7 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     start = time.time()
     # fine-tune at the pre-training length: longer inputs would reach untrained position embeddings
     settings = FinetuneSettings(epochs=epochs, seeds=list(range(seeds)), device=str(c.device), max_length=c.max_length)
-    ft = finetune(run.export / 'discriminator', [task], settings, compare_random=True,
+    ft = finetune(finetuned_model_dir(run.export), [task], settings, compare_random=True,
                   verbose=verbose)['tasks'][task.name]
     result = {'run_name': c.run_name, 'size': c.size, 'steps': c.steps, 'datas': c.datas, 'device': str(c.device),
               'held_out': held_out, 'n_held_out': len(learn.held_out_eval.valid_dset),
@@ -90,13 +91,16 @@ def demo_report(r: dict) -> str:
     """The demo's result as a few lines of text."""
     h, pre, rnd = r['held_out'], r['pretrained'], r['random']
     gain = (pre['mean'] - rnd['mean']) * 100
+    held_out = ([f"  discriminator ROC-AUC        {h['disc_auc']:.3f}   (chance: 0.5)",
+                 f"  discriminator accuracy       {h['disc_acc']:.3f}   (saying 'all original': {1 - h['replaced_rate']:.3f})"]
+                if 'disc_auc' in h else [])  # the MLM baseline has no discriminator
+    held_out.append(f"  generator accuracy (masked)  {h['gen_acc']:.3f}")
+    if 'token_cosine' in h:
+        held_out.append(f"  token-state cosine           {h['token_cosine']:.3f}   (health: 1 = collapsed)")
     return '\n'.join([
         f"demo {r['run_name']}: {r['size']}, {r['steps']} steps on {', '.join(r['datas'])} "
         f"({r['pretrain_s'] / 60:.1f} min pre-training, {r['finetune_s'] / 60:.1f} min fine-tuning, {r['device']})",
-        f"held-out examples ({r['n_held_out']}), final weights:",
-        f"  discriminator ROC-AUC        {h['disc_auc']:.3f}   (chance: 0.5)",
-        f"  discriminator accuracy       {h['disc_acc']:.3f}   (saying 'all original': {1 - h['replaced_rate']:.3f})",
-        f"  generator accuracy (masked)  {h['gen_acc']:.3f}",
+        f"held-out examples ({r['n_held_out']}), final weights:", *held_out,
         f"fine-tuning on {r['task']} ({r['n_labels']} classes, {r['n_train']} train / {r['n_dev']} dev, "
         f"{len(pre['runs'])} seeds), {r['metric']}:",
         f"  pre-trained   {pre['mean']:.3f} ± {pre['std']:.3f}",

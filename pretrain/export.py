@@ -1,6 +1,7 @@
 """Checkpoint -> Hugging Face model directories that `transformers` loads as is:
 `OUT_DIR/discriminator` (ElectraForPreTraining, the one to fine-tune) and `OUT_DIR/generator`
-(ElectraForMaskedLM), each with safetensors weights, config.json and the tokenizer files."""
+(ElectraForMaskedLM), each with safetensors weights, config.json and the tokenizer files; for
+the MLM baseline (`objective='mlm'`), `OUT_DIR/mlm` (ElectraForMaskedLM, the one to fine-tune)."""
 from __future__ import annotations
 
 import argparse
@@ -10,15 +11,33 @@ from pathlib import Path
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 from .checkpoint import load_checkpoint, unwrap
-from .models import ELECTRAModel, tie_embeddings
+from .models import ELECTRAModel, MLMModel, tie_embeddings
+
+# the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
+FINETUNED_PARTS = ('discriminator', 'mlm')
+
+
+def finetuned_model_dir(export_dir: str | Path) -> Path:
+    """The model directory of an export that fine-tuning takes (`discriminator/`, or the MLM
+    baseline's `mlm/`); a directory holding neither is a one-line error."""
+    for part in FINETUNED_PARTS:
+        if (Path(export_dir) / part / 'config.json').is_file():
+            return Path(export_dir) / part
+    raise ValueError(f"{export_dir} holds no exported discriminator/ or mlm/ model; export a checkpoint with "
+                     f"`python -m pretrain export CHECKPOINT OUT_DIR`")
 from .tokenizer import load_tokenizer, vocab_hash
 
 
-def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel:
-    """The `ELECTRAModel` of a loaded checkpoint, weights and sharing restored."""
+def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel | MLMModel:
+    """The `ELECTRAModel` (or the MLM baseline's `MLMModel`) of a loaded checkpoint, weights and
+    sharing restored, in eval mode."""
     configs = state.get('model_configs')
     if not configs:
         raise ValueError("the checkpoint holds no model configs (saved by an older version); cannot rebuild the models")
+    if 'mlm' in configs:
+        model = MLMModel(ElectraForMaskedLM(ElectraConfig.from_dict(configs['mlm'])), hf_tokenizer)
+        model.load_state_dict(state['model'])
+        return model.eval()
     generator = ElectraForMaskedLM(ElectraConfig.from_dict(configs['generator']))
     discriminator = ElectraForPreTraining(ElectraConfig.from_dict(configs['discriminator']))
     tie_embeddings(generator, discriminator)
@@ -28,7 +47,8 @@ def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel:
 
 
 def export(checkpoint: str | Path, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
-    """Write `out_dir/discriminator` and `out_dir/generator` from a training checkpoint.
+    """Write `out_dir/discriminator` and `out_dir/generator` (the MLM baseline: `out_dir/mlm`) from
+    a training checkpoint.
 
     The tokenizer is the run's (`config['tokenizer']`) unless given; a tokenizer whose
     vocabulary differs from the run's is refused. The directory appears complete or not at all.
@@ -52,16 +72,17 @@ def checkpoint_tokenizer(state: dict, tokenizer: str | Path | None, what: str, l
     return hf_tokenizer
 
 
-def export_model(electra_model: ELECTRAModel, hf_tokenizer, out_dir: str | Path) -> Path:
-    """Save the two models of an `ELECTRAModel` with the tokenizer, atomically (a `.partial`
-    directory renamed at the end)."""
+def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: str | Path) -> Path:
+    """Save the models inside (`PARTS`: the generator and discriminator of an `ELECTRAModel`,
+    the one model of an `MLMModel`) with the tokenizer, atomically (a `.partial` directory renamed
+    at the end)."""
     model = unwrap(electra_model)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
     tmp = out.with_name(out.name + '.partial')
     shutil.rmtree(tmp, ignore_errors=True)
-    for name in ('discriminator', 'generator'):
+    for name in model.PARTS:
         getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
         hf_tokenizer.save_pretrained(str(tmp / name))
     if out.exists():
@@ -72,12 +93,12 @@ def export_model(electra_model: ELECTRAModel, hf_tokenizer, out_dir: str | Path)
 
 def run_export(args: argparse.Namespace) -> int:
     out = export(args.checkpoint, args.out_dir, args.tokenizer)
-    print(f'exported {out}/discriminator and {out}/generator')
+    print(f"exported {' and '.join(str(p) for p in sorted(out.iterdir()))}")
     return 0
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser('export', help='write a checkpoint as Hugging Face discriminator/generator directories')
+    p = sub.add_parser('export', help='write a checkpoint as Hugging Face discriminator/generator (MLM: mlm) directories')
     p.add_argument('checkpoint')
     p.add_argument('out_dir')
     p.add_argument('--tokenizer', default=None, help="default: the run's tokenizer")

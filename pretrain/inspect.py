@@ -7,7 +7,7 @@ discriminator's probability that each token was replaced.
 From a notebook: `result = inspect_run(path, text=...)` (a dict) and `print_report(result)`.
 Accepted paths: a training checkpoint (`.pth`; its config names the tokenizer, `tokenizer=`
 overrides it), an export directory (`{run_name}_export/` with `discriminator/` and
-`generator/`), one Hugging Face ELECTRA directory (a discriminator or a generator, with its
+`generator/`, or the MLM baseline's `mlm/`), one Hugging Face ELECTRA directory (a discriminator or a generator, with its
 tokenizer), or a run's checkpoint directory (its latest checkpoint). Every bad input is a
 one-line `ValueError`.
 """
@@ -30,12 +30,11 @@ from _utils.quiet_transformers import quiet_transformers
 from .checkpoint import checkpoints_of, load_checkpoint
 from .config import repo_path
 from .export import checkpoint_tokenizer, model_from_checkpoint
-from .log_cb import COLUMNS
 from .mask_tokens import max_predictions_per_seq, never_masked
-from .plot import read_curves
+from .plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
 from .run_dir import CHECKPOINT_TAG, RunDir, runs_in
 from .tokenizer import load_tokenizer
-from .validation_cb import VALID_COLUMNS, valid_csv_path
+from .validation_cb import valid_csv_path
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
 DEFAULT_TEXTS = {'ja': '川の水は山から海へと流れていく。',
@@ -43,7 +42,8 @@ DEFAULT_TEXTS = {'ja': '川の水は山から海へと流れていく。',
 CONFIG_KEYS = ('size', 'datas', 'tokenizer', 'steps', 'bs', 'max_length', 'lr', 'mask_prob', 'sampling', 'seed')
 MODEL_KEYS = ('num_hidden_layers', 'hidden_size', 'embedding_size', 'num_attention_heads', 'intermediate_size',
               'vocab_size')
-MODEL_CLASSES = {'discriminator': ElectraForPreTraining, 'generator': ElectraForMaskedLM}
+# the Hugging Face directories of an export: ELECTRA's pair, or the MLM baseline's one model
+MODEL_CLASSES = {'discriminator': ElectraForPreTraining, 'generator': ElectraForMaskedLM, 'mlm': ElectraForMaskedLM}
 KANA = re.compile('[\u3040-\u30ff]')
 
 
@@ -51,7 +51,7 @@ KANA = re.compile('[\u3040-\u30ff]')
 class Loaded:
     """What `load_for_inspection` found: the models (either may be None), the tokenizer, and
     where the run's logs may be."""
-    kind: str  # 'checkpoint', 'export', 'discriminator' or 'generator'
+    kind: str  # 'checkpoint', 'export', 'discriminator', 'generator' or 'mlm'
     path: Path
     tokenizer: Any
     generator: ElectraForMaskedLM | None = None
@@ -60,6 +60,7 @@ class Loaded:
     config: dict = field(default_factory=dict)
     run_name: str | None = None
     log_dirs: list[Path] = field(default_factory=list)
+    lm_name: str = 'generator'  # what `generator` is: ELECTRA's generator, or the MLM baseline's model ('mlm')
 
 
 def load_for_inspection(path: str | Path, tokenizer: str | Path | None = None) -> Loaded:
@@ -70,7 +71,7 @@ def load_for_inspection(path: str | Path, tokenizer: str | Path | None = None) -
                          f"or a run's checkpoint directory")
     if p.is_file():
         return _from_checkpoint(p, tokenizer)
-    if (p / 'discriminator').is_dir() or (p / 'generator').is_dir():
+    if any((p / name).is_dir() for name in MODEL_CLASSES):
         return _from_export(p, tokenizer)
     if (p / 'config.json').is_file():
         return _from_model_dir(p, tokenizer)
@@ -101,8 +102,9 @@ def _from_checkpoint(p: Path, tokenizer) -> Loaded:
                          f"use an earlier checkpoint of the run") from None
     run_name = config.get('run_name') or _run_name_of(p)
     log_dirs = [p.parent] + ([repo_path(config['checkpoint_dir'])] if config.get('checkpoint_dir') else [])
-    return Loaded('checkpoint', p, hf_tokenizer, model.generator, model.discriminator, int(state['step']), config,
-                  run_name, log_dirs)
+    lm_name = 'mlm' if 'mlm' in model.PARTS else 'generator'
+    return Loaded('checkpoint', p, hf_tokenizer, getattr(model, lm_name), getattr(model, 'discriminator', None),
+                  int(state['step']), config, run_name, log_dirs, lm_name)
 
 
 def _hf_model(d: Path, name: str):
@@ -132,8 +134,9 @@ def _from_export(p: Path, tokenizer) -> Loaded:
     models = {name: _hf_model(p / name, name) for name in MODEL_CLASSES if (p / name).is_dir()}
     tok_path = tokenizer or p / next(iter(models))
     run_name, log_dirs = _export_run(p)
-    loaded = Loaded('export', p, _tokenizer(tok_path, p), models.get('generator'), models.get('discriminator'),
-                    run_name=run_name, log_dirs=log_dirs)
+    lm_name = 'mlm' if 'mlm' in models else 'generator'
+    loaded = Loaded('export', p, _tokenizer(tok_path, p), models.get(lm_name), models.get('discriminator'),
+                    run_name=run_name, log_dirs=log_dirs, lm_name=lm_name)
     return _check_vocab_size(loaded, tok_path)
 
 
@@ -144,15 +147,19 @@ def _from_model_dir(p: Path, tokenizer) -> Loaded:
         raise ValueError(f"{p / 'config.json'} is not a readable model config ({type(e).__name__})") from None
     if 'ElectraForPreTraining' in archs or (not archs and p.name == 'discriminator'):
         name = 'discriminator'
-    elif 'ElectraForMaskedLM' in archs or (not archs and p.name == 'generator'):
-        name = 'generator'
+    elif 'ElectraForMaskedLM' in archs or (not archs and p.name in ('generator', 'mlm')):
+        name = 'mlm' if p.name == 'mlm' else 'generator'  # an MLM baseline's export names its model mlm/
     else:
         raise ValueError(f"{p} holds a {'/'.join(archs) or 'model of unknown type'}, not an ELECTRA discriminator "
                          f"(ElectraForPreTraining) or generator (ElectraForMaskedLM)")
     model = _hf_model(p, name)
     tok_path = tokenizer or p
     run_name, log_dirs = _export_run(p.parent)
-    loaded = Loaded(name, p, _tokenizer(tok_path, p), run_name=run_name, log_dirs=log_dirs, **{name: model})
+    if name == 'discriminator':
+        loaded = Loaded(name, p, _tokenizer(tok_path, p), run_name=run_name, log_dirs=log_dirs, discriminator=model)
+    else:
+        loaded = Loaded(name, p, _tokenizer(tok_path, p), run_name=run_name, log_dirs=log_dirs, generator=model,
+                        lm_name=name)
     return _check_vocab_size(loaded, tok_path)
 
 
@@ -192,16 +199,16 @@ def read_last_rows(loaded: Loaded) -> dict[str, Any]:
                       if (d / f'{loaded.run_name}.csv').is_file()), None)
     if train_csv is None:
         return log
-    for key, path, columns in (('train', train_csv, COLUMNS), ('valid', valid_csv_path(train_csv), VALID_COLUMNS)):
+    for key, path, required in (('train', train_csv, TRAIN_REQUIRED), ('valid', valid_csv_path(train_csv), VALID_REQUIRED)):
         if not path.is_file():
             continue
         log[f'{key}_csv'] = str(path)
         try:
-            curves = read_curves(path, columns)
+            curves = read_curves(path, required)
         except ValueError as e:
             log['notes'].append(f'{path.name} unreadable: {e}')
             continue
-        rows = [{c: curves[c][i] for c in columns} for i in range(len(curves['step']))]
+        rows = [{c: values[i] for c, values in curves.items()} for i in range(len(curves['step']))]
         for row in rows:
             row['step'] = int(row['step'])
         upto = [r for r in rows if loaded.step is None or r['step'] <= loaded.step]
@@ -283,7 +290,7 @@ def inspect_run(path: str | Path, text: str | None = None, top_k: int = 5, mask:
         raise ValueError(f"fill must be 'sample' or 'argmax', got {fill!r}")
     loaded = load_for_inspection(path, tokenizer)
     tok = loaded.tokenizer
-    models = {name: m for name, m in (('generator', loaded.generator), ('discriminator', loaded.discriminator))
+    models = {name: m for name, m in ((loaded.lm_name, loaded.generator), ('discriminator', loaded.discriminator))
               if m is not None}
     lang = None
     if text is None:
@@ -398,7 +405,8 @@ def format_report(result: dict[str, Any]) -> str:
     gen = result['generator']
     if gen is not None:
         k = max(len(g['top']) for g in gen)
-        out += ['', f'generator: top-{k} predictions at {len(gen)} masked position(s) (the input has [MASK] there)']
+        lm = 'masked LM (MLM baseline)' if 'mlm' in result['models'] else 'generator'
+        out += ['', f'{lm}: top-{k} predictions at {len(gen)} masked position(s) (the input has [MASK] there)']
         rows = [[str(g['position']), g['original'], f"{g['p_original']:.3f}",
                  '  '.join(f'{t} {p:.3f}' for t, p in g['top'])] for g in gen]
         out += _table(['pos', 'original', 'p(orig)', 'predictions'], rows, right={0})

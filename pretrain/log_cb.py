@@ -13,6 +13,14 @@ from ._utils.steps import at_step_boundary, optimizer_step
 from .run_dir import RunDir
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
+MLM_COLUMNS = ['step', 'gen_loss', 'loss', 'lr']  # the MLM baseline's log: no discriminator
+
+
+def log_columns(loss_func) -> list[str]:
+    """The training log's columns for a loss: ELECTRA's `COLUMNS`, or `MLM_COLUMNS` for a loss
+    whose parts (`PARTS`, the names of its `last_losses`) have no discriminator."""
+    parts = list(getattr(loss_func, 'PARTS', ('gen_loss', 'disc_loss')))
+    return ['step', *parts, 'loss', 'lr'] + (['disc_acc'] if 'disc_loss' in parts else [])
 
 
 class CSVLogger(Callback):
@@ -20,10 +28,11 @@ class CSVLogger(Callback):
     `log_every` steps) to `path`, which is started afresh at the start of `fit`; with a
     `wandb_run`, logs the same values there (fastai's WandbCallback would sync every step).
 
-    Needs `ELECTRALoss` (its `last_losses`) and `ELECTRAModel`'s outputs in `learn.pred`;
-    `disc_acc` is the discriminator's accuracy over non-pad tokens. `last_row`: the latest row
-    written, as a dict of `COLUMNS` (None before the first), for displays that must not read
-    the device themselves (`StepProgress`).
+    Reads the loss's `last_losses` (`ELECTRALoss`: generator, discriminator; `MLMLoss`: the
+    masked-LM part alone, logged as `MLM_COLUMNS`) and, for ELECTRA, `ELECTRAModel`'s outputs in
+    `learn.pred`: `disc_acc` is the discriminator's accuracy over non-pad tokens. `last_row`: the
+    latest row written, as a dict of the columns (None before the first), for displays that must
+    not read the device themselves (`StepProgress`).
     """
     order = 55
 
@@ -45,18 +54,20 @@ class CSVLogger(Callback):
 
     def before_fit(self) -> None:
         # when resuming, ResumeCallback (order -5) has already restored train_iter
-        start_csv(self.path, COLUMNS, optimizer_step(self.learn) if self.resumed is not None else None)
+        self.columns = log_columns(self.learn.loss_func)
+        start_csv(self.path, self.columns, optimizer_step(self.learn) if self.resumed is not None else None)
         self.sums, self.n = (self.resumed['sums'], self.resumed['n']) if self.resumed is not None else (None, 0)
         self.resumed, self.last_row = None, None
 
     def after_batch(self) -> None:
         if not self.training or self.learn.loss_func.last_losses is None:
             return
-        gen_loss, disc_loss = self.learn.loss_func.last_losses
-        pred = self.learn.pred  # an ElectraOutput
-        disc_logits, is_replaced, non_pad = pred.disc_logits, pred.is_replaced, pred.attention_mask
-        correct = (((disc_logits > 0) == is_replaced) & non_pad).sum() / non_pad.sum()
-        row = torch.stack([gen_loss.float(), disc_loss.float(), self.learn.loss.detach().float(), correct.float()])
+        values = [part.float() for part in self.learn.loss_func.last_losses] + [self.learn.loss.detach().float()]
+        if 'disc_acc' in self.columns:
+            pred = self.learn.pred  # an ElectraOutput
+            non_pad = pred.attention_mask
+            values.append(((((pred.disc_logits > 0) == pred.is_replaced) & non_pad).sum() / non_pad.sum()).float())
+        row = torch.stack(values)
         self.sums = row if self.sums is None else self.sums + row
         self.n += 1  # batches (micro-batches under gradient accumulation) in the window
         if at_step_boundary(self.learn) and optimizer_step(self.learn) % self.log_every == 0:
@@ -69,14 +80,15 @@ class CSVLogger(Callback):
             self.wandb_run.finish()
 
     def flush(self) -> None:
-        gen, disc, loss, acc = (self.sums / self.n).tolist()  # the one host sync per log_every steps
-        lr = self.opt.hypers[0]['lr']
-        step = optimizer_step(self.learn)
+        means = (self.sums / self.n).tolist()  # the one host sync per log_every steps
+        row = dict(zip([c for c in self.columns if c not in ('step', 'lr')], means),
+                   step=optimizer_step(self.learn), lr=self.opt.hypers[0]['lr'])
         with self.path.open('a', newline='') as f:
-            csv.writer(f).writerow([step, f'{gen:.6f}', f'{disc:.6f}', f'{loss:.6f}', f'{lr:.6g}', f'{acc:.6f}'])
-        self.last_row = dict(zip(COLUMNS, (step, gen, disc, loss, lr, acc)))
+            csv.writer(f).writerow([row['step']] + [f"{row[c]:.6g}" if c == 'lr' else f"{row[c]:.6f}"
+                                                     for c in self.columns[1:]])
+        self.last_row = {c: row[c] for c in self.columns}
         if self.wandb_run is not None:
-            self.wandb_run.log(dict(zip(COLUMNS[1:], (gen, disc, loss, lr, acc))), step=step)
+            self.wandb_run.log({c: row[c] for c in self.columns[1:]}, step=row['step'])
         self.sums, self.n = None, 0
 
 

@@ -124,6 +124,19 @@ def disc_auc(disc_logits: torch.Tensor, is_replaced: torch.Tensor, non_pad: torc
     return roc_auc(logits, targets)
 
 
+def mean_pairwise_cosine(states: torch.Tensor) -> float:
+    """Mean cosine similarity over all pairs of distinct rows of `states` (N, H): 1 when every
+    state points one way (collapsed), near 0 for random directions. Exact and O(N * H): with unit
+    rows u, the sum over all pairs is |sum u|^2 - N. nan for fewer than 2 rows."""
+    n = states.shape[0]
+    if states.ndim != 2:
+        raise ValueError(f"states must be (N, H), got shape {tuple(states.shape)}")
+    if n < 2:
+        return math.nan
+    total = F.normalize(states.double(), dim=-1).sum(0)
+    return ((total @ total - n) / (n * (n - 1))).item()
+
+
 def electra_metrics(pred: tuple, labels: torch.Tensor) -> dict[str, float]:
     """Every metric of one `ELECTRAModel` forward: `pred` is its output tuple (gen logits (M, V),
     generated (B, L), disc logits (B, L), is_replaced (B, L), non_pad (B, L), is_mlm_applied

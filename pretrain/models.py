@@ -82,6 +82,34 @@ def gumbel_noise(shape: torch.Size, device: torch.device, dtype: torch.dtype = t
     return -torch.log(-torch.log(u + 1e-9) + 1e-9)
 
 
+def pad_mask_and_token_types(input_ids: torch.Tensor, sentA_lengths: torch.Tensor,
+                              pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """attention_mask (B, L) bool, token_type_ids (B, L): 0 for [CLS] A [SEP], 1 for B [SEP],
+    0 on padding. Computed on the device: no `.tolist()` host sync (the seed's had one)."""
+    attention_mask = input_ids != pad_token_id
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    token_type_ids = ((positions[None, :] >= sentA_lengths[:, None]) & attention_mask).long()
+    return attention_mask, token_type_ids
+
+
+def masked_lm_logits(mlm: ElectraForMaskedLM, masked_inputs: torch.Tensor, attention_mask: torch.Tensor,
+                     token_type_ids: torch.Tensor, is_mlm_applied: torch.Tensor,
+                     n_slots: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A masked-LM model's logits at the masked positions only (Google gathers before the output
+    layer: M rows, not B * L): (M, V) in the order of `labels[is_mlm_applied]`, or with `n_slots`
+    N (static shapes) (B, N, V) for the first N masked positions of each row, with those positions
+    (B, N) and which slots hold one (B, N) bool (else None, None)."""
+    hidden = mlm.electra(masked_inputs, attention_mask=attention_mask,
+                         token_type_ids=token_type_ids).last_hidden_state  # (B, L, H)
+    positions = used = None
+    if n_slots:
+        positions, used = mask_slots(is_mlm_applied, n_slots)
+        hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # (B, N, H)
+    else:
+        hidden = hidden[is_mlm_applied]  # (M, H)
+    return mlm.generator_lm_head(mlm.generator_predictions(hidden)), positions, used
+
+
 class ElectraOutput(tuple):
     """`ELECTRAModel`'s outputs by name: `mlm_gen_logits` (M, V) or (B, N, V), `generated` (B, L),
     `disc_logits` (B, L), `is_replaced` (B, L) bool, `attention_mask` (B, L) bool (non-pad),
@@ -111,6 +139,7 @@ class ELECTRAModel(nn.Module):
     (B, N, V) and nothing in the step depends on the number of masked tokens, so there is no
     host sync and `torch.compile` sees one shape. Same math as the boolean-indexing path.
     """
+    PARTS = ('generator', 'discriminator')  # the Hugging Face models inside: checkpoints and exports name them
 
     def __init__(self, generator: ElectraForMaskedLM, discriminator: ElectraForPreTraining, hf_tokenizer,
                  sampling: str = 'fp32_gumbel', temperature: float = 1.0, max_predictions: int | None = None):
@@ -122,12 +151,12 @@ class ELECTRAModel(nn.Module):
         self.sampling, self.temperature, self.max_predictions = sampling, temperature, max_predictions
 
     def _get_pad_mask_and_token_type(self, input_ids: torch.Tensor, sentA_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """attention_mask (B, L) bool, token_type_ids (B, L): 0 for [CLS] A [SEP], 1 for B [SEP],
-        0 on padding. Computed on the device: no `.tolist()` host sync."""
-        attention_mask = input_ids != self.pad_token_id
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        token_type_ids = ((positions[None, :] >= sentA_lengths[:, None]) & attention_mask).long()
-        return attention_mask, token_type_ids
+        return pad_mask_and_token_types(input_ids, sentA_lengths, self.pad_token_id)
+
+    @property
+    def finetuned_encoder(self) -> nn.Module:
+        """The encoder users fine-tune: the discriminator's."""
+        return self.discriminator.electra
 
     def n_slots(self, length: int) -> int | None:
         """Mask slots per row on the static path for rows of `length` tokens; None on the
@@ -137,15 +166,8 @@ class ELECTRAModel(nn.Module):
     def forward(self, masked_inputs: torch.Tensor, sentA_lengths: torch.Tensor, is_mlm_applied: torch.Tensor,
                 labels: torch.Tensor):
         attention_mask, token_type_ids = self._get_pad_mask_and_token_type(masked_inputs, sentA_lengths)
-        gen_hidden = self.generator.electra(masked_inputs, attention_mask=attention_mask,
-                                            token_type_ids=token_type_ids).last_hidden_state  # (B, L, Hg)
-        # the generator's output layer only at masked positions: M rows (or B*N slots) instead of B*L
-        if self.max_predictions:
-            positions, used = mask_slots(is_mlm_applied, self.n_slots(masked_inputs.shape[1]))
-            mlm_hidden = gen_hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, gen_hidden.shape[-1]))  # (B, N, Hg)
-        else:
-            mlm_hidden = gen_hidden[is_mlm_applied]  # (M, Hg)
-        mlm_gen_logits = self.generator.generator_lm_head(self.generator.generator_predictions(mlm_hidden))  # (M|B,N, V)
+        mlm_gen_logits, positions, used = masked_lm_logits(self.generator, masked_inputs, attention_mask, token_type_ids,
+                                                           is_mlm_applied, self.n_slots(masked_inputs.shape[1]))
         with torch.no_grad():
             pred_toks = self.sample(mlm_gen_logits)  # (M,) or (B, N)
             if self.max_predictions:  # unused slots write back the token already there
@@ -169,6 +191,69 @@ class ELECTRAModel(nn.Module):
         return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
 
 
+class MLMOutput(tuple):
+    """`MLMModel`'s outputs by name: `mlm_gen_logits` (M, V) or (B, N, V) as `ElectraOutput`'s,
+    `attention_mask` (B, L) bool (non-pad), `is_mlm_applied` (B, L) bool."""
+    __slots__ = ()
+
+    mlm_gen_logits = property(lambda self: self[0])
+    attention_mask = property(lambda self: self[1])
+    is_mlm_applied = property(lambda self: self[2])
+
+
+class MLMModel(nn.Module):
+    """BERT's masked-LM pre-training of one encoder the discriminator's size: the baseline the
+    ELECTRA paper compares against at equal compute (Google's `electra_objective=False`). Same
+    inputs, masking and mask slots as `ELECTRAModel`; the output layer (tied to the word
+    embeddings) runs at masked positions only.
+
+    forward(masked_inputs (B, L), sentA_lengths (B,), is_mlm_applied (B, L) bool, labels (B, L))
+    returns an `MLMOutput` (mlm_gen_logits (M, V) or (B, N, V), attention_mask, is_mlm_applied).
+    """
+    PARTS = ('mlm',)
+
+    def __init__(self, mlm: ElectraForMaskedLM, hf_tokenizer, max_predictions: int | None = None):
+        super().__init__()
+        self.mlm = mlm
+        self.pad_token_id = hf_tokenizer.pad_token_id
+        self.max_predictions = max_predictions
+
+    @property
+    def finetuned_encoder(self) -> nn.Module:
+        return self.mlm.electra
+
+    def n_slots(self, length: int) -> int | None:
+        """As `ELECTRAModel.n_slots`: mask slots per row on the static path, else None."""
+        return min(self.max_predictions, length) if self.max_predictions else None
+
+    def forward(self, masked_inputs: torch.Tensor, sentA_lengths: torch.Tensor, is_mlm_applied: torch.Tensor,
+                labels: torch.Tensor) -> MLMOutput:
+        attention_mask, token_type_ids = pad_mask_and_token_types(masked_inputs, sentA_lengths, self.pad_token_id)
+        logits, _, _ = masked_lm_logits(self.mlm, masked_inputs, attention_mask, token_type_ids, is_mlm_applied,
+                                        self.n_slots(masked_inputs.shape[1]))
+        return MLMOutput((logits, attention_mask, is_mlm_applied))
+
+
+def build_mlm(config: ElectraConfig) -> ElectraForMaskedLM:
+    """A fresh masked-LM model of `config` (the discriminator's), its output layer tied to the word
+    embeddings as BERT's and ELECTRA's generator's are."""
+    return ElectraForMaskedLM(config)
+
+
+def mlm_losses(mlm_gen_logits: torch.Tensor, targ_ids: torch.Tensor, is_mlm_applied: torch.Tensor,
+               label_smooth: float = 0.0) -> tuple[torch.Tensor, int | None]:
+    """Cross-entropy per masked position, unreduced: (M,) on the boolean path, (B * N,) on the
+    static path (0 in unused slots), and the slots per row (None on the boolean path)."""
+    if mlm_gen_logits.dim() == 3:  # static slots (B, N, V): weighted, no boolean indexing
+        positions, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
+        targets = targ_ids.gather(1, positions).clamp(min=0)
+        losses = F.cross_entropy(mlm_gen_logits.flatten(0, 1).float(), targets.flatten(),
+                                 label_smoothing=label_smooth, reduction='none') * used.flatten()
+        return losses, mlm_gen_logits.shape[1]
+    return F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied], label_smoothing=label_smooth,
+                           reduction='none'), None
+
+
 class ELECTRALoss:
     """loss = w_gen * MLM cross-entropy (mean over masked positions)
              + w_disc * sigmoid cross-entropy (mean over non-pad tokens), weights (1, 50).
@@ -189,6 +274,8 @@ class ELECTRALoss:
         self.disc_label_smooth = 0.1 if disc_label_smooth is True else float(disc_label_smooth or 0.0)
         self.last_losses: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    PARTS = ('gen_loss', 'disc_loss')  # the names of `last_losses`, columns of the training log
+
     @classmethod
     def from_config(cls, c) -> ELECTRALoss:
         """The loss of config `c`: weights `c.loss_weights` (Google's 1 and 50) and label smoothing."""
@@ -200,16 +287,7 @@ class ELECTRALoss:
         pred = ElectraOutput(pred)
         mlm_gen_logits, disc_logits, is_replaced = pred.mlm_gen_logits, pred.disc_logits, pred.is_replaced
         non_pad, is_mlm_applied = pred.attention_mask, pred.is_mlm_applied
-        if mlm_gen_logits.dim() == 3:  # static slots (B, N, V): weighted, no boolean indexing
-            positions, used = mask_slots(is_mlm_applied, mlm_gen_logits.shape[1])
-            targets = targ_ids.gather(1, positions).clamp(min=0)
-            gen_losses = F.cross_entropy(mlm_gen_logits.flatten(0, 1).float(), targets.flatten(),
-                                         label_smoothing=self.gen_label_smooth, reduction='none') * used.flatten()
-            n_slots = mlm_gen_logits.shape[1]
-        else:
-            gen_losses = F.cross_entropy(mlm_gen_logits.float(), targ_ids[is_mlm_applied],
-                                         label_smoothing=self.gen_label_smooth, reduction='none')
-            n_slots = None
+        gen_losses, n_slots = mlm_losses(mlm_gen_logits, targ_ids, is_mlm_applied, self.gen_label_smooth)
         targets = is_replaced.float()
         if self.disc_label_smooth:
             targets = targets.masked_fill(~is_replaced, self.disc_label_smooth)
@@ -219,6 +297,36 @@ class ELECTRALoss:
         gen_loss, disc_loss = gen_losses.sum() / counts[0], disc_losses.sum() / counts[1]
         self.last_losses = (gen_loss.detach(), disc_loss.detach())
         return gen_loss * self.loss_weights[0] + disc_loss * self.loss_weights[1]
+
+
+class MLMLoss:
+    """BERT's loss: `weight` * masked-LM cross-entropy, mean over masked positions (label
+    smoothing optional), for `MLMModel`. `last_losses` holds the detached generator part; the
+    denominators come as `ELECTRALoss`'s (`counts`: this batch's, global over ranks, or the
+    whole step's under gradient accumulation; only the first, masked positions, is used)."""
+    PARTS = ('gen_loss',)
+
+    def __init__(self, weight: float = 1.0, label_smooth: float | bool = False):
+        self.weight = weight
+        self.label_smooth = 0.1 if label_smooth is True else float(label_smooth or 0.0)
+        self.last_losses: tuple[torch.Tensor] | None = None
+
+    def __call__(self, pred, targ_ids: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        pred = MLMOutput(pred)
+        losses, n_slots = mlm_losses(pred.mlm_gen_logits, targ_ids, pred.is_mlm_applied, self.label_smooth)
+        if counts is None:
+            counts = global_counts(loss_counts(pred.is_mlm_applied, pred.attention_mask, n_slots))
+        loss = losses.sum() / counts[0]
+        self.last_losses = (loss.detach(),)
+        return loss * self.weight
+
+
+def loss_from_config(c) -> ELECTRALoss | MLMLoss:
+    """The loss of config `c`'s objective: ELECTRA's (generator + 50 x discriminator) or, for the
+    MLM baseline, the generator weight times the masked-LM loss (Google's gen_weight, 1)."""
+    if c.objective == 'mlm':
+        return MLMLoss(c.loss_weights[0], c.gen_smooth_label)
+    return ELECTRALoss.from_config(c)
 
 
 def loss_counts(is_mlm_applied: torch.Tensor, non_pad: torch.Tensor, n_slots: int | None = None) -> torch.Tensor:

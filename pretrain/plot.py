@@ -1,23 +1,29 @@
-"""Training curves of a run as one PNG: generator and discriminator losses, discriminator
-accuracy and learning rate from `{run_name}.csv`, with the held-out curves of
-`{run_name}_valid.csv` where it exists. `python -m pretrain plot RUN_DIR_OR_CSV`."""
+"""Training curves of a run as one PNG: generator (or MLM) and discriminator losses, the
+held-out generator accuracy, discriminator accuracy and ROC-AUC, the representation-health
+signal and the learning rate, from `{run_name}.csv` and, where it exists, `{run_name}_valid.csv`.
+`python -m pretrain plot RUN_DIR_OR_CSV`."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .log_cb import COLUMNS, read_log
+from .log_cb import MLM_COLUMNS, read_log
 from .run_dir import RunDir, runs_in
-from .validation_cb import VALID_COLUMNS, valid_csv_path
+from .validation_cb import MLM_VALID_COLUMNS, valid_csv_path
+
+# the columns every training / held-out log has, ELECTRA's or the MLM baseline's (older held-out
+# logs lack token_cosine)
+TRAIN_REQUIRED = MLM_COLUMNS
+VALID_REQUIRED = [c for c in MLM_VALID_COLUMNS if c != 'token_cosine']
 
 
 def read_curves(path: Path, columns: list[str]) -> dict[str, list[float]]:
-    """Column -> values of a log CSV that must hold `columns` (`read_log`'s errors), with at least
-    one row."""
+    """Column -> values of a log CSV, every column it has; it must hold `columns` (`read_log`'s
+    errors) and at least one row."""
     rows = read_log(path, columns)
     if not rows:
         raise ValueError(f"{path} has a header but no rows: the run has not logged a step yet")
-    return {c: [r[c] for r in rows] for c in columns}
+    return {c: [r[c] for r in rows] for c in rows[0]}
 
 
 def find_train_csv(run_dir_or_csv: str | Path) -> Path:
@@ -38,35 +44,44 @@ def find_train_csv(run_dir_or_csv: str | Path) -> Path:
 def plot_run(run_dir_or_csv: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's curves to `out` (default: `{run_name}.png` beside the CSV); return its path.
 
-    Four panels against the training step: generator loss, discriminator loss (training means
-    over each logging window; held-out values as points joined by a dashed line), discriminator
-    accuracy (with held-out ROC-AUC) and learning rate.
+    Six panels against the training step: generator loss, discriminator loss (training means over
+    each logging window; held-out values as points joined by a dashed line), held-out generator
+    accuracy, discriminator accuracy with held-out ROC-AUC, the held-out token-state cosine and the
+    learning rate. A panel whose values the run does not log (the MLM baseline has no
+    discriminator; older held-out logs no cosine) says so.
     """
     import matplotlib
     matplotlib.use('Agg')  # files only: no display needed, none opened
     import matplotlib.pyplot as plt
 
     train_csv = find_train_csv(run_dir_or_csv)
-    train = read_curves(train_csv, COLUMNS)
+    train = read_curves(train_csv, TRAIN_REQUIRED)
     valid_path = valid_csv_path(train_csv)
-    valid = read_curves(valid_path, VALID_COLUMNS) if valid_path.exists() else None
+    valid = read_curves(valid_path, VALID_REQUIRED) if valid_path.exists() else {}
     out = Path(out) if out is not None else RunDir.of_train_csv(train_csv).plot
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    panels = [(axes[0, 0], 'gen_loss', 'generator loss (MLM)'), (axes[0, 1], 'disc_loss', 'discriminator loss'),
-              (axes[1, 0], 'disc_acc', 'discriminator accuracy')]
-    for ax, key, title in panels:
-        ax.plot(train['step'], train[key], label='train')
-        if valid is not None:
-            ax.plot(valid['step'], valid[key], 'o--', label='held-out')
-        ax.set_title(title)
-    if valid is not None:
-        axes[1, 0].plot(valid['step'], valid['disc_auc'], 's:', label='held-out ROC-AUC')
-    axes[1, 1].plot(train['step'], train['lr'], color='tab:green')
-    axes[1, 1].set_title('learning rate')
-    for ax in axes.flat:
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
+    panels = [(axes[0, 0], 'generator loss (MLM)', [('gen_loss', 'train'), ('gen_loss', 'held-out')]),
+              (axes[0, 1], 'discriminator loss', [('disc_loss', 'train'), ('disc_loss', 'held-out')]),
+              (axes[0, 2], 'generator accuracy at masked positions', [('gen_acc', 'held-out')]),
+              (axes[1, 0], 'discriminator', [('disc_acc', 'train'), ('disc_acc', 'held-out'),
+                                             ('disc_auc', 'held-out ROC-AUC')]),
+              (axes[1, 1], 'token-state cosine (health: 1 = collapsed)', [('token_cosine', 'held-out')]),
+              (axes[1, 2], 'learning rate', [('lr', 'train')])]
+    for ax, title, curves in panels:
+        drawn = False
+        for key, label in curves:
+            source = train if label == 'train' else valid
+            if key in source:
+                style = '-' if label == 'train' else ('s:' if 'AUC' in label else 'o--')
+                ax.plot(source['step'], source[key], style, label=label)
+                drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, 'not logged by this run', ha='center', va='center', transform=ax.transAxes,
+                    color='gray')
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
+        if len(ax.get_legend_handles_labels()[0]) > 1:
             ax.legend()
     for ax in axes[1]:
         ax.set_xlabel('step')

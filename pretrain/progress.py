@@ -53,7 +53,7 @@ def format_line(step: int, total: int, rate: float | None, eta: float | None, lo
     else:
         parts.append(f'ETA {timedelta(seconds=round(eta))}' if eta is not None else 'ETA ?')
     if losses:
-        parts.append(f"gen {losses['gen_loss']:.4g} disc {losses['disc_loss']:.4g}")
+        parts.append(f"gen {losses['gen_loss']:.4g}" + (f" disc {losses['disc_loss']:.4g}" if 'disc_loss' in losses else ''))
     return ' | '.join(parts)
 
 

@@ -11,7 +11,7 @@ from fastai.learner import Learner
 from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
-from .checkpoint import find_resume, load_checkpoint, resume
+from .checkpoint import find_resume, load_checkpoint, resume, unwrap
 from .compile_step import compile_model
 from .config import SIZES, MyConfig, electra_configs, repo_path, resolve
 from .corpus import data_cache_name, load_corpus
@@ -21,7 +21,7 @@ from .get_dataloaders import get_dataloader
 from .health import StopOnNonFinite
 from .log_cb import CSVLogger, replace_recorder
 from .masked_lm_cb import MaskedLMCallback
-from .models import ELECTRALoss, ELECTRAModel, build_electra, from_pretrained_pair
+from .models import ELECTRAModel, MLMModel, build_electra, build_mlm, from_pretrained_pair, loss_from_config
 from .optim import get_optim
 from .plot import plot_run
 from .progress import replace_progress
@@ -88,9 +88,13 @@ def wandb_run(c: MyConfig):
                          f"log in with `wandb login`, or set wandb_mode='offline'") from None
 
 
-def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
+def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel | MLMModel:
     """Fresh models for `c.size`, or the local Hugging Face pair in `c.init_generator` /
-    `c.init_discriminator` to continue pre-training from (lowest `c.freeze_layers` frozen)."""
+    `c.init_discriminator` to continue pre-training from (lowest `c.freeze_layers` frozen).
+    With `c.objective == 'mlm'`, one masked-LM model of the discriminator's architecture."""
+    max_predictions = c.max_predictions if c.static_shapes else None
+    if c.objective == 'mlm':
+        return MLMModel(build_mlm(electra_configs(c, hf_tokenizer)[0]), hf_tokenizer, max_predictions=max_predictions)
     if c.init_generator or c.init_discriminator:
         if not (c.init_generator and c.init_discriminator):
             raise ValueError("continued pre-training needs both init_generator and init_discriminator directories")
@@ -104,11 +108,10 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel:
                              f"{c.tokenizer!r} has {len(hf_tokenizer)}; use the tokenizer saved with the models")
     else:
         generator, discriminator = build_electra(*electra_configs(c, hf_tokenizer))
-    return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling,
-                        max_predictions=c.max_predictions if c.static_shapes else None)
+    return ELECTRAModel(generator, discriminator, hf_tokenizer, sampling=c.sampling, max_predictions=max_predictions)
 
 
-def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | None = None,
+def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | MLMModel | None = None,
                   rank: int = 0, valid_dset: datasets.Dataset | None = None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
     masking, exact step count with checkpoints, non-finite guard, schedule, CSV log (rank 0),
@@ -125,7 +128,7 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
         if valid_dset is not None:
             cbs.append(HeldOutEval.from_config(c, valid_dset, hf_tokenizer, wandb_run=run))
     checkpoint_dir = repo_path(c.checkpoint_dir)
-    learn = Learner(dls, electra_model, loss_func=ELECTRALoss.from_config(c), opt_func=get_optim(c),
+    learn = Learner(dls, electra_model, loss_func=loss_from_config(c), opt_func=get_optim(c),
                     path=checkpoint_dir.parent, model_dir=checkpoint_dir.name, cbs=cbs)
     return prepare_learner(learn, c, hf_tokenizer, rank)
 
@@ -191,7 +194,7 @@ def pretrain(c: MyConfig) -> Learner | None:
         learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
         if c.export and rank == 0:
             out = export_model(learn.model, hf_tokenizer, RunDir.from_config(c).export)
-            print(f'exported the discriminator and generator to {out}')
+            print(f"exported {' and '.join(type(unwrap(learn.model)).PARTS)} to {out}")
         if c.plot and rank == 0:
             print(f"curves plotted to {plot_run(RunDir.from_config(c).train_csv)}")
         return learn

@@ -17,14 +17,25 @@ from .distributed import rank
 from .get_dataloaders import pad_batch
 from .log_cb import CSVLogger, read_log, start_csv
 from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
-from .models import gen_logits_at_masks
-from .metrics import disc_accuracy, disc_auc, disc_loss, mlm_accuracy, mlm_loss, replaced_precision_recall
+from .models import gen_logits_at_masks, pad_mask_and_token_types
+from .metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
+                      replaced_precision_recall)
 from .rng import isolated_rng
 from .run_dir import RunDir
 
-# replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original"
+# replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original";
+# token_cosine: the mean cosine between the fine-tuned encoder's token states (`HEALTH_ROWS` held-out rows):
+# it rises towards 1 when the representation collapses (random weights: about 0.36)
 VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
-                 'replaced_rate']
+                 'replaced_rate', 'token_cosine']
+MLM_VALID_COLUMNS = ['step', 'gen_loss', 'gen_acc', 'token_cosine']  # the MLM baseline has no discriminator
+HEALTH_ROWS = 64
+
+
+def valid_columns(model: torch.nn.Module) -> list[str]:
+    """The held-out log's columns for a model: `VALID_COLUMNS` for ELECTRA, `MLM_VALID_COLUMNS`
+    for the MLM baseline."""
+    return VALID_COLUMNS if 'discriminator' in getattr(model, 'module', model).PARTS else MLM_VALID_COLUMNS
 
 
 def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -143,8 +154,9 @@ class HeldOutEval(Callback):
 
     def before_fit(self) -> None:
         self.last_step = None
+        self.columns = valid_columns(self.learn.model)
         if rank() == 0:  # when resuming, keep the rows up to the checkpoint's step
-            start_csv(self.csv_path, VALID_COLUMNS, optimizer_step(self.learn) if getattr(self, 'resumed', False) else None)
+            start_csv(self.csv_path, self.columns, optimizer_step(self.learn) if getattr(self, 'resumed', False) else None)
         self.resumed = False
 
     def after_batch(self) -> None:
@@ -183,10 +195,12 @@ class HeldOutEval(Callback):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        """Metrics of `model` over the whole validation set (all but `step` of `VALID_COLUMNS`)."""
+        """Metrics of `model` (an `ELECTRAModel`, or the MLM baseline's `MLMModel`) over the whole
+        validation set: every column of `valid_columns(model)` but `step`."""
         if self.masked_batches is None:
             self.masked_batches = self.build_masked_batches()
         device = next(model.parameters()).device
+        electra = 'discriminator' in model.PARTS
         was_training = model.training
         model.eval()
         gen_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * M, accuracy * M, M
@@ -195,28 +209,50 @@ class HeldOutEval(Callback):
             with isolated_rng(self.seed):
                 for batch in self.masked_batches:
                     masked, sentA, is_mlm, labels = (t.to(device) for t in batch)
-                    out = model(masked, sentA, is_mlm, labels)  # an ElectraOutput
+                    out = model(masked, sentA, is_mlm, labels)  # an ElectraOutput (MLMOutput)
                     gen_logits, targets = gen_logits_at_masks(out.mlm_gen_logits, is_mlm), labels[is_mlm]
                     if targets.numel():  # a batch of very short rows may have nothing masked
                         n = torch.tensor(float(targets.numel()), dtype=torch.float64, device=device)
                         gen_sums += torch.stack([mlm_loss(gen_logits, targets) * n, mlm_accuracy(gen_logits, targets) * n, n])
-                    disc_logits.append(out.disc_logits[out.attention_mask].float())
-                    replaced.append(out.is_replaced[out.attention_mask])
+                    if electra:
+                        disc_logits.append(out.disc_logits[out.attention_mask].float())
+                        replaced.append(out.is_replaced[out.attention_mask])
+            cosine = self.token_cosine(model.finetuned_encoder, device)
         finally:
             model.train(was_training)
         loss_sum, acc_sum, n_masked = gen_sums.tolist()
-        logits, replaced = torch.cat(disc_logits).cpu(), torch.cat(replaced).cpu()
-        precision, recall = replaced_precision_recall(logits, replaced)
-        return {'gen_loss': loss_sum / n_masked if n_masked else math.nan,
-                'disc_loss': disc_loss(logits, replaced).item(),
-                'gen_acc': acc_sum / n_masked if n_masked else math.nan,
-                'disc_acc': disc_accuracy(logits, replaced).item(),
-                'disc_precision': precision.item(), 'disc_recall': recall.item(),
-                'disc_auc': disc_auc(logits, replaced), 'replaced_rate': replaced.float().mean().item()}
+        metrics = {'gen_loss': loss_sum / n_masked if n_masked else math.nan,
+                   'gen_acc': acc_sum / n_masked if n_masked else math.nan, 'token_cosine': cosine}
+        if electra:
+            logits, replaced = torch.cat(disc_logits).cpu(), torch.cat(replaced).cpu()
+            precision, recall = replaced_precision_recall(logits, replaced)
+            metrics.update({'disc_loss': disc_loss(logits, replaced).item(),
+                            'disc_acc': disc_accuracy(logits, replaced).item(),
+                            'disc_precision': precision.item(), 'disc_recall': recall.item(),
+                            'disc_auc': disc_auc(logits, replaced), 'replaced_rate': replaced.float().mean().item()})
+        return metrics
+
+    def token_cosine(self, encoder: torch.nn.Module, device: torch.device) -> float:
+        """The representation-health signal: the mean cosine between the token states (the
+        encoder's last layer, every non-pad token) of the first `HEALTH_ROWS` held-out rows, read
+        unmasked. A fine-tuning head reads these states; when they collapse towards one direction
+        it has little left to tell inputs apart."""
+        states, rows = [], 0
+        for masked, sentA, is_mlm, labels in self.masked_batches:
+            take = min(len(masked), HEALTH_ROWS - rows)
+            if take <= 0:
+                break
+            ids = torch.where(is_mlm[:take], labels[:take], masked[:take]).to(device)  # the original text
+            attention_mask, token_type_ids = pad_mask_and_token_types(ids, sentA[:take].to(device), self.pad_tok_id)
+            hidden = encoder(ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            states.append(hidden[attention_mask].float())
+            rows += take
+        return mean_pairwise_cosine(torch.cat(states))
 
     def write_row(self, step: int, metrics: dict[str, float]) -> None:
+        columns = getattr(self, 'columns', VALID_COLUMNS)
         with self.csv_path.open('a', newline='') as f:
-            csv.writer(f).writerow([step] + [f'{metrics[k]:.6f}' for k in VALID_COLUMNS[1:]])
+            csv.writer(f).writerow([step] + [f'{metrics[k]:.6f}' for k in columns[1:]])
         if self.wandb_run is not None:
             self.wandb_run.log({f'valid/{k}': v for k, v in metrics.items()}, step=step)
 

@@ -54,3 +54,16 @@ def tiny_run(tmp_path_factory):
     from pretrain.train import pretrain
     pretrain(c)
     return c
+
+
+@pytest.fixture(scope='session')
+def tiny_mlm_run(tmp_path_factory):
+    """`tiny_run`'s twin with the MLM baseline objective (`objective='mlm'`): checkpoints at
+    steps 2 and 4, training and held-out logs, `{run_name}_export/mlm`. Returns its config."""
+    tmp = tmp_path_factory.mktemp('tiny_mlm_run')
+    c = get_config('tiny', objective='mlm', base_run_name='mlm', steps=4, bs=8, num_workers=0, num_proc=1,
+                   device='cpu', save_points=[0.5, 1.0], log_every=2, valid_size=8, eval_every=2, plot=False,
+                   data_dir=str(tmp / 'data'), checkpoint_dir=str(tmp / 'ckpt'))
+    from pretrain.train import pretrain
+    pretrain(c)
+    return c

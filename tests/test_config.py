@@ -54,6 +54,8 @@ def test_overrides_win_over_size_values():
 @pytest.mark.parametrize('kwargs, message', [
     (dict(size='huge'), "unknown size 'huge'; allowed: 'tiny', 'mini', 'small', 'base', 'large'"),
     (dict(sampling='argmax'), "unknown sampling 'argmax'; allowed: 'fp32_gumbel'"),
+    (dict(objective='bert'), "unknown objective 'bert'; allowed: 'electra', 'mlm'"),
+    (dict(objective='mlm', init_discriminator='x'), "objective 'mlm' trains one model from scratch"),
     (dict(schedule='cosine'), "unknown schedule 'cosine'; allowed: 'original_linear'"),
     (dict(logger='neptune'), "unknown logger 'neptune'; allowed: 'wandb', None, False"),
     (dict(precision='fp8'), "unknown precision 'fp8'"),

@@ -98,3 +98,23 @@ def test_continued_pretraining_refuses_another_size(run, tmp_path):
         pretrain(get_config('small', device='cpu', num_workers=0, bs=8, data_dir=str(tmp / 'data'),
                             checkpoint_dir=str(tmp_path / 'c'), init_generator=str(out / 'generator'),
                             init_discriminator=str(out / 'discriminator')))
+
+
+def test_an_mlm_baseline_exports_one_encoder_that_fine_tuning_loads(tiny_mlm_run, tmp_path):
+    from finetune.model import load_encoder
+    from pretrain.run_dir import RunDir
+    run = RunDir.from_config(tiny_mlm_run)
+    assert sorted(p.name for p in run.export.iterdir()) == ['mlm']  # written at the end of the run
+    out = export(run.checkpoint('100.0%'), tmp_path / 'hf')
+    mlm, info = AutoModelForMaskedLM.from_pretrained(out / 'mlm', output_loading_info=True)
+    assert not any(info[k] for k in ('missing_keys', 'unexpected_keys', 'mismatched_keys')), info
+    tok = AutoTokenizer.from_pretrained(out / 'mlm', local_files_only=True)
+    ids, mask, types = batch(tok)
+    trained = model_from_checkpoint(load_checkpoint(run.checkpoint('100.0%')), tok)
+    encoder = load_encoder(out / 'mlm').eval()  # what `python -m finetune --model .../mlm` fine-tunes
+    with torch.no_grad():
+        assert torch.allclose(mlm.eval()(ids, attention_mask=mask, token_type_ids=types).logits,
+                              trained.mlm(ids, attention_mask=mask, token_type_ids=types).logits, atol=1e-5)
+        assert torch.allclose(encoder(ids, attention_mask=mask, token_type_ids=types).last_hidden_state,
+                              trained.mlm.electra(ids, attention_mask=mask, token_type_ids=types).last_hidden_state,
+                              atol=1e-5)

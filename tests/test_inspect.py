@@ -167,3 +167,17 @@ def test_bad_inputs_give_one_line_errors(tiny_run, run_dir, ckpt, tmp_path, caps
         assert not captured.out, name
     with pytest.raises(ValueError, match='does not exist'):
         inspect_run(tmp_path / 'nope.pth')
+
+
+def test_an_mlm_baseline_checkpoint_and_export(tiny_mlm_run, capsys):
+    run = Path(tiny_mlm_run.checkpoint_dir)
+    for path in (run / f'{tiny_mlm_run.run_name}_100.0%.pth', run / f'{tiny_mlm_run.run_name}_export',
+                 run / f'{tiny_mlm_run.run_name}_export' / 'mlm'):
+        result = inspect_run(path)
+        assert list(result['models']) == ['mlm'] and result['discriminator'] is None
+        gen = result['generator']
+        assert gen and [g['position'] for g in gen] == result['masked']
+        assert main(['inspect', str(path)]) == 0
+        report = capsys.readouterr().out
+        assert 'masked LM (MLM baseline): top-5 predictions' in report and 'discriminator:' not in report
+    assert 'token_cosine' in inspect_run(run)['log']['valid']

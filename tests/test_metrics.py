@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from pretrain.metrics import (average_ranks, disc_accuracy, disc_auc, disc_loss, electra_metrics, mlm_accuracy,
@@ -97,3 +98,18 @@ def test_electra_metrics_from_model_outputs():
     assert list(m) == ['gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc']
     assert m['gen_acc'] == pytest.approx(2 / 3) and m['disc_acc'] == pytest.approx(4 / 5)
     assert m['disc_precision'] == pytest.approx(2 / 3) and m['disc_auc'] == 1.0
+
+
+def test_mean_pairwise_cosine_is_the_mean_over_distinct_pairs():
+    from pretrain.metrics import mean_pairwise_cosine
+    torch.manual_seed(0)
+    states = torch.randn(7, 5)
+    unit = F.normalize(states, dim=-1)
+    sims = unit @ unit.T
+    brute = (sims.sum() - sims.diagonal().sum()) / (7 * 6)
+    assert mean_pairwise_cosine(states) == pytest.approx(brute.item(), abs=1e-6)
+    assert mean_pairwise_cosine(torch.ones(4, 3) * torch.tensor([[1.0], [2.0], [3.0], [4.0]])) == pytest.approx(1.0)
+    assert mean_pairwise_cosine(torch.eye(3)) == pytest.approx(0.0)
+    assert math.isnan(mean_pairwise_cosine(torch.ones(1, 3)))
+    with pytest.raises(ValueError, match=r'must be \(N, H\)'):
+        mean_pairwise_cosine(torch.ones(2, 3, 4))

@@ -155,3 +155,35 @@ def test_the_output_is_named_and_survives_fastais_rebuild():
     out = to_float(ElectraOutput(parts))
     assert type(out) is ElectraOutput and out.disc_logits.dtype == torch.float32
     assert out.is_mlm_applied is out[5] and out.attention_mask is out[4] and out.mlm_gen_logits is out[0]
+
+
+# ---- the MLM baseline (objective='mlm')
+
+def mlm_model(tokenizer, max_predictions=None):
+    from pretrain.models import MLMModel, build_mlm
+    torch.manual_seed(0)
+    disc_config, _ = electra_configs(get_config('tiny', objective='mlm'), tokenizer)
+    return MLMModel(build_mlm(disc_config), tokenizer, max_predictions=max_predictions).eval()
+
+
+def test_mlm_model_is_the_discriminators_size_with_a_tied_output_layer(tokenizer):
+    model = mlm_model(tokenizer)
+    assert model.PARTS == ('mlm',) and model.finetuned_encoder is model.mlm.electra
+    disc_config, _ = electra_configs(get_config('tiny'), tokenizer)
+    assert model.mlm.config.hidden_size == disc_config.hidden_size == 32
+    assert model.mlm.generator_lm_head.weight is model.mlm.electra.embeddings.word_embeddings.weight
+
+
+def test_mlm_loss_is_the_cross_entropy_at_masked_positions_on_both_paths(tokenizer):
+    from pretrain.models import MLMLoss, loss_from_config
+    masked, sentA, chosen, labels = inputs(tokenizer)
+    out = mlm_model(tokenizer)(masked, sentA, chosen, labels)
+    assert out.mlm_gen_logits.shape == (int(chosen.sum()), len(tokenizer))  # only the masked rows
+    loss_func = MLMLoss()
+    expected = F.cross_entropy(out.mlm_gen_logits, labels[chosen])
+    assert torch.allclose(loss_func(out, labels), expected) and torch.allclose(loss_func.last_losses[0], expected)
+    static = mlm_model(tokenizer, max_predictions=3)(masked, sentA, chosen, labels)
+    assert static.mlm_gen_logits.shape == (4, 3, len(tokenizer))  # Google's fixed slots, one unused per row
+    assert torch.allclose(MLMLoss()(static, labels), expected, atol=1e-6)
+    assert isinstance(loss_from_config(get_config('tiny', objective='mlm')), MLMLoss)
+    assert isinstance(loss_from_config(get_config('tiny')), ELECTRALoss)

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from pretrain.__main__ import main
-from pretrain.log_cb import COLUMNS
+from pretrain.log_cb import COLUMNS, MLM_COLUMNS
 from pretrain.plot import plot_run
-from pretrain.validation_cb import VALID_COLUMNS
+from pretrain.validation_cb import MLM_VALID_COLUMNS, VALID_COLUMNS
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
@@ -35,10 +35,24 @@ def assert_png(path: Path) -> None:
 def test_plot_training_and_held_out_curves(tmp_path):
     csv = train_log(tmp_path)
     write_csv(tmp_path / 'run_1_valid.csv', VALID_COLUMNS,
-              [[50, 7.5, 0.6, 0.05, 0.85, 'nan', 0.0, 0.6, 0.12], [100, 7.0, 0.5, 0.1, 0.87, 0.4, 0.1, 0.7, 0.11]])
+              [[50, 7.5, 0.6, 0.05, 0.85, 'nan', 0.0, 0.6, 0.12, 0.5], [100, 7.0, 0.5, 0.1, 0.87, 0.4, 0.1, 0.7, 0.11, 0.6]])
     out = plot_run(tmp_path)  # the directory: its one training log
     assert out == csv.with_suffix('.png')
     assert_png(out)
+
+
+def test_plot_a_held_out_log_of_an_earlier_version(tmp_path):
+    """Held-out logs written before the health signal have no token_cosine column: still plotted."""
+    train_log(tmp_path)
+    write_csv(tmp_path / 'run_1_valid.csv', VALID_COLUMNS[:-1], [[50, 7.5, 0.6, 0.05, 0.85, 0.3, 0.0, 0.6, 0.12]])
+    assert_png(plot_run(tmp_path))
+
+
+def test_plot_an_mlm_baseline_run(tmp_path):
+    """The MLM baseline logs no discriminator: its panels say so, the rest is drawn."""
+    write_csv(tmp_path / 'mlm_1.csv', MLM_COLUMNS, [[s, 7.8 - s / 100, 7.8 - s / 100, 1e-4] for s in (10, 20, 30)])
+    write_csv(tmp_path / 'mlm_1_valid.csv', MLM_VALID_COLUMNS, [[20, 7.5, 0.05, 0.4], [30, 7.4, 0.06, 0.5]])
+    assert_png(plot_run(tmp_path))
 
 
 def test_plot_without_held_out_csv_to_a_chosen_path(tmp_path):

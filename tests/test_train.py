@@ -162,3 +162,43 @@ def test_valid_size_is_checked():
     with pytest.raises(ValueError, match='valid_size must be'):
         get_config('tiny', valid_size=1.5)
     assert get_config('tiny', valid_size=100).eval_every == 15  # 300 steps // 20
+
+
+def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path):
+    """objective='mlm': BERT's masked-LM pre-training through the same run machinery - its own log
+    columns (no discriminator), held-out metrics with the health signal, checkpoints that resume to
+    the uninterrupted run's weights."""
+    import shutil
+    from pretrain.checkpoint import load_checkpoint
+    from pretrain.log_cb import MLM_COLUMNS
+    from pretrain.run_dir import RunDir
+    from pretrain.validation_cb import MLM_VALID_COLUMNS
+    c = tiny_mlm_run
+    run = RunDir.from_config(c)
+    assert run.train_csv.read_text().splitlines()[0] == ','.join(MLM_COLUMNS)
+    rows = read_log(run.train_csv)
+    assert [r['step'] for r in rows] == [2, 4] and all(r['loss'] == pytest.approx(r['gen_loss']) for r in rows)
+    assert run.valid_csv.read_text().splitlines()[0] == ','.join(MLM_VALID_COLUMNS)
+    assert all(0 < r['token_cosine'] < 1 and 0 <= r['gen_acc'] <= 1 for r in read_log(run.valid_csv))
+    final = load_checkpoint(run.checkpoint('100.0%'))
+    assert final['config']['objective'] == 'mlm' and set(final['model_configs']) == {'mlm'}
+
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    shutil.copy(run.checkpoint('50.0%'), resumed_dir)
+    c2 = type(c)({**c, 'checkpoint_dir': str(resumed_dir), 'resume': 'latest', 'export': False})
+    pretrain(c2)
+    again = load_checkpoint(RunDir.from_config(c2).checkpoint('100.0%'))
+    assert again['step'] == 4
+    for k, v in final['model'].items():
+        assert torch.allclose(v, again['model'][k], atol=1e-6), k
+
+
+def test_a_checkpoint_of_the_other_objective_is_refused(tiny_mlm_run, tmp_path):
+    from pretrain.run_dir import RunDir
+    from pretrain.config import get_config
+    c = get_config('tiny', steps=4, bs=8, num_workers=0, num_proc=1, device='cpu', export=False,
+                   data_dir=tiny_mlm_run.data_dir, checkpoint_dir=str(tmp_path / 'ckpt'),
+                   resume=str(RunDir.from_config(tiny_mlm_run).checkpoint('50.0%')))
+    with pytest.raises(ValueError, match="made with objective 'mlm', this run is 'electra'"):
+        pretrain(c)

@@ -67,6 +67,23 @@ def test_rows_every_n_steps_and_at_the_end(runs):
     assert rows[0]['gen_loss'] == pytest.approx(math.log(cb.vocab_size), rel=0.2)
 
 
+def test_the_health_signal_is_the_mean_cosine_of_the_discriminators_token_states(runs):
+    """token_cosine: over the first HEALTH_ROWS held-out rows, unmasked, every non-pad token's state
+    in the discriminator's last layer (the encoder that fine-tuning takes)."""
+    from pretrain.metrics import mean_pairwise_cosine
+    from pretrain.models import pad_mask_and_token_types
+    from pretrain.validation_cb import HEALTH_ROWS
+    _, _, (learn, cb), _ = runs
+    model = learn.model.eval()
+    rows = [(torch.where(is_mlm, labels, masked), sentA) for masked, sentA, is_mlm, labels in cb.masked_batches]
+    ids, sentA = torch.cat([r[0] for r in rows])[:HEALTH_ROWS], torch.cat([r[1] for r in rows])[:HEALTH_ROWS]
+    mask, types = pad_mask_and_token_types(ids, sentA, cb.pad_tok_id)
+    with torch.no_grad():
+        states = model.discriminator.electra(ids, attention_mask=mask, token_type_ids=types).last_hidden_state[mask]
+    assert cb.evaluate(model)['token_cosine'] == pytest.approx(mean_pairwise_cosine(states), abs=1e-6)
+    assert 0 < read_valid_log(cb.csv_path)[-1]['token_cosine'] < 1
+
+
 def test_same_weights_same_metrics(runs):
     c, _, (learn, cb), _ = runs
     first, second = cb.evaluate(learn.model), cb.evaluate(learn.model)
