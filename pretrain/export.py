@@ -11,6 +11,7 @@ from pathlib import Path
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 from .checkpoint import load_checkpoint, unwrap
+from .model_card import model_card, run_facts
 from .models import ELECTRAModel, MLMModel, tie_embeddings
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
@@ -55,7 +56,8 @@ def export(checkpoint: str | Path, out_dir: str | Path, tokenizer: str | Path | 
     """
     state = load_checkpoint(checkpoint)
     hf_tokenizer = checkpoint_tokenizer(state, tokenizer, Path(checkpoint).name)
-    return export_model(model_from_checkpoint(state, hf_tokenizer), hf_tokenizer, out_dir)
+    facts = run_facts(state.get('config') or {}, int(state['step']), state.get('flops_per_step'), hf_tokenizer)
+    return export_model(model_from_checkpoint(state, hf_tokenizer), hf_tokenizer, out_dir, facts)
 
 
 def checkpoint_tokenizer(state: dict, tokenizer: str | Path | None, what: str, load=load_tokenizer):
@@ -72,10 +74,11 @@ def checkpoint_tokenizer(state: dict, tokenizer: str | Path | None, what: str, l
     return hf_tokenizer
 
 
-def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: str | Path) -> Path:
+def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: str | Path,
+                 facts: dict | None = None) -> Path:
     """Save the models inside (`PARTS`: the generator and discriminator of an `ELECTRAModel`,
     the one model of an `MLMModel`) with the tokenizer, atomically (a `.partial` directory renamed
-    at the end)."""
+    at the end); with the run's `facts` (`model_card.run_facts`), a model card README.md in each."""
     model = unwrap(electra_model)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -85,6 +88,9 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
     for name in model.PARTS:
         getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
         hf_tokenizer.save_pretrained(str(tmp / name))
+        if facts is not None:
+            card = model_card(facts, name, getattr(model, name).config)
+            (tmp / name / 'README.md').write_text(card, encoding='utf-8')
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import textwrap
 import unicodedata
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from .export import checkpoint_tokenizer, model_from_checkpoint
 from .mask_tokens import max_predictions_per_seq, never_masked
 from .plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
 from .run_dir import CHECKPOINT_TAG, RunDir, runs_in
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, vocab_language
 from .validation_cb import valid_csv_path
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
@@ -44,7 +43,6 @@ MODEL_KEYS = ('num_hidden_layers', 'hidden_size', 'embedding_size', 'num_attenti
               'vocab_size')
 # the Hugging Face directories of an export: ELECTRA's pair, or the MLM baseline's one model
 MODEL_CLASSES = {'discriminator': ElectraForPreTraining, 'generator': ElectraForMaskedLM, 'mlm': ElectraForMaskedLM}
-KANA = re.compile('[\u3040-\u30ff]')
 
 
 @dataclass
@@ -220,9 +218,7 @@ def read_last_rows(loaded: Loaded) -> dict[str, Any]:
 
 def default_text(hf_tokenizer) -> tuple[str, str]:
     """(language, sentence): Japanese when kana make up 5% or more of the vocabulary, else English."""
-    vocab = hf_tokenizer.get_vocab()
-    kana = sum(1 for token in vocab if KANA.search(token))
-    lang = 'ja' if kana >= 0.05 * max(len(vocab), 1) else 'en'
+    lang = vocab_language(hf_tokenizer)
     return lang, DEFAULT_TEXTS[lang]
 
 

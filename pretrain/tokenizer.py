@@ -1,6 +1,7 @@
 """WordPiece tokenizers: train one on a local corpus, or load one from a local directory."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -139,3 +140,14 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     if missing:
         raise ValueError(f"tokenizer at {str(p)!r} lacks {', '.join(missing)}; ELECTRA needs [PAD], [CLS], [SEP] and [MASK]")
     return tok
+
+
+KANA = re.compile('[\u3040-\u30ff]')
+
+
+def vocab_language(hf_tokenizer) -> str:
+    """'ja' when kana make up 5% or more of the vocabulary, else 'en': the language a model card
+    declares and `inspect`'s default sentence is in."""
+    vocab = hf_tokenizer.get_vocab()
+    kana = sum(1 for token in vocab if KANA.search(token))
+    return 'ja' if kana >= 0.05 * max(len(vocab), 1) else 'en'

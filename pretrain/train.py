@@ -11,12 +11,15 @@ from fastai.learner import Learner
 from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
+from ._utils.steps import optimizer_step
 from .checkpoint import find_resume, load_checkpoint, resume, unwrap
 from .compile_step import compile_model
 from .config import SIZES, MyConfig, electra_configs, repo_path, resolve
 from .corpus import data_cache_name, load_corpus
 from .distributed import DataParallel, init_distributed, rank0_first, teardown
 from .export import export_model
+from .flops import flops_per_step
+from .model_card import run_facts
 from .get_dataloaders import get_dataloader
 from .health import StopOnNonFinite
 from .log_cb import CSVLogger, replace_recorder
@@ -112,18 +115,19 @@ def build_models(c: MyConfig, hf_tokenizer) -> ELECTRAModel | MLMModel:
 
 
 def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: ELECTRAModel | MLMModel | None = None,
-                  rank: int = 0, valid_dset: datasets.Dataset | None = None) -> Learner:
+                  rank: int = 0, valid_dset: datasets.Dataset | None = None, logger_run=None) -> Learner:
     """The fastai `Learner` with the ELECTRA loss and optimizer and the callbacks of the recipe:
     masking, exact step count with checkpoints, non-finite guard, schedule, CSV log (rank 0),
     held-out metrics (with a `valid_dset`), then `prepare_learner`'s precision, clipping and
-    progress (all added to the learner, so `learn.fit` needs no extra cbs). Pretrain.ipynb
-    builds the same parts cell by cell."""
+    progress (all added to the learner, so `learn.fit` needs no extra cbs). Both logs also go to
+    `logger_run`, a W&B run already started (`wandb_run`), else to one started here when
+    `c.logger == 'wandb'`. Pretrain.ipynb builds the same parts cell by cell."""
     c = resolve(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
     cbs = [MaskedLMCallback.from_config(c, hf_tokenizer), RunSteps.from_config(c, rank), StopOnNonFinite.from_config(c),
            get_scheduler(c)]
     if rank == 0:
-        run = wandb_run(c)
+        run = logger_run if logger_run is not None else wandb_run(c)
         cbs.append(CSVLogger.from_config(c, run))
         if valid_dset is not None:
             cbs.append(HeldOutEval.from_config(c, valid_dset, hf_tokenizer, wandb_run=run))
@@ -177,13 +181,16 @@ def pretrain(c: MyConfig) -> Learner | None:
             if resume_state['step'] == c.steps:
                 print(f"run {c.run_name} already finished at step {c.steps} ({resume_from}); nothing to resume")
                 return None
+        # W&B starts before the data work: a missing package, login or network fails at once
+        logger_run = wandb_run(c) if rank == 0 else None
         train_dset = rank0_first(lambda: preprocess(c, hf_tokenizer))
         valid_dset = None
         if c.valid_size:
             train_dset, valid_dset = split_validation(train_dset, c.valid_size, c.seed)
         set_seed(c.seed + rank)  # same data order on every rank (loader seed), different masks
         dl = get_dataloader(c, hf_tokenizer, train_dset, rank=rank, world_size=world)
-        learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank, valid_dset=valid_dset)
+        learn = build_learner(c, DataLoaders(dl, path='.'), hf_tokenizer, rank=rank, valid_dset=valid_dset,
+                              logger_run=logger_run)
         if resume_from is not None:
             step = resume(learn, resume_state, hf_tokenizer, str(resume_from))
             if rank == 0:
@@ -193,7 +200,8 @@ def pretrain(c: MyConfig) -> Learner | None:
         torch.backends.cudnn.benchmark = True
         learn.fit(9999)  # RunSteps stops the fit after exactly c.steps steps
         if c.export and rank == 0:
-            out = export_model(learn.model, hf_tokenizer, RunDir.from_config(c).export)
+            facts = run_facts(c, optimizer_step(learn), flops_per_step(learn), hf_tokenizer)
+            out = export_model(learn.model, hf_tokenizer, RunDir.from_config(c).export, facts)
             print(f"exported {' and '.join(type(unwrap(learn.model)).PARTS)} to {out}")
         if c.plot and rank == 0:
             print(f"curves plotted to {plot_run(RunDir.from_config(c).train_csv)}")

@@ -35,16 +35,76 @@ def test_wandb_gets_the_csv_rows(tmp_path, monkeypatch):
     assert run.finished
 
 
-def test_wandb_offline_needs_no_network(tmp_path, monkeypatch):
+def wandb_history(run_file: Path) -> dict[int, dict]:
+    """step -> values of the history rows in an offline W&B run file (`run-*.wandb`): W&B's record
+    log (a 7-byte header, then LevelDB-style records of at most 32 KiB blocks: crc32, length,
+    type - full, first, middle, last) of `Record` protobufs, read here without wandb's servers."""
+    import json
+    import struct
+    from wandb.proto import wandb_internal_pb2
+    data, block, pos, parts, history = run_file.read_bytes(), 32768, 7, [], {}
+    assert data[:4] == b':W&B'
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a record header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack('<IHB', data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        parts = [chunk] if kind in (1, 2) else parts + [chunk]
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b''.join(parts))
+            if record.WhichOneof('record_type') == 'history':
+                history[record.history.step.num] = {i.key or '/'.join(i.nested_key): json.loads(i.value_json)
+                                                    for i in record.history.item}
+    return history
+
+
+def test_wandb_offline_holds_the_csv_values_at_the_same_steps(tmp_path, monkeypatch):
+    """With no network, W&B writes an offline run whose history has every value of both CSV logs
+    (training and held-out, `valid/...`), at the CSVs' steps."""
     pytest.importorskip('wandb')
+    from pretrain.run_dir import RunDir
     monkeypatch.setenv('WANDB_DIR', str(tmp_path))
     monkeypatch.setenv('WANDB_SILENT', 'true')
-    c = get_config('tiny', steps=2, bs=16, num_workers=0, num_proc=1, log_every=1, device='cpu', save_points=[],
-                   logger='wandb', wandb_mode='offline',
+    c = get_config('tiny', steps=4, bs=8, num_workers=0, num_proc=1, log_every=2, device='cpu', save_points=[],
+                   logger='wandb', wandb_mode='offline', valid_size=8, eval_every=2, export=False, plot=False,
                    data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
     pretrain(c)
+    import wandb
+    wandb.teardown()  # W&B's service writes the run file on its own; its shutdown has written everything
     runs = list((tmp_path / 'wandb').glob('offline-run-*/run-*.wandb'))
-    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert len(runs) == 1
+    history = wandb_history(runs[0])
+    run = RunDir.from_config(c)
+    for prefix, rows in (('', read_log(run.train_csv)), ('valid/', read_log(run.valid_csv))):
+        assert [r['step'] for r in rows] == [2, 4]
+        for row in rows:
+            logged = history[int(row['step'])]
+            for k, v in row.items():
+                if k != 'step':  # the CSV keeps 6 digits
+                    assert math.isclose(logged[prefix + k], v, rel_tol=1e-5, abs_tol=2e-6), (k, logged[prefix + k], v)
+
+
+def test_a_broken_wandb_setup_fails_in_one_line_before_the_data_work(tmp_path, monkeypatch, capsys):
+    """No API key for an online run (HOME without a .netrc, no WANDB_API_KEY): one line, and no
+    preprocessing done first."""
+    pytest.importorskip('wandb')
+    from pretrain.__main__ import main
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setenv('WANDB_DIR', str(tmp_path))
+    monkeypatch.delenv('WANDB_API_KEY', raising=False)
+    monkeypatch.delenv('WANDB_MODE', raising=False)
+    args = ['--size', 'tiny', '--steps', '2', '--num_workers', '0', '--num_proc', '1', '--device', 'cpu',
+            '--logger', 'wandb', '--wandb_mode', 'online', '--data_dir', str(tmp_path / 'data'),
+            '--checkpoint_dir', str(tmp_path / 'ckpt')]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: Weights & Biases could not start') and 'wandb login' in err and '\n' not in err
+    assert not (tmp_path / 'data' / 'preprocess').exists()
+    monkeypatch.setitem(__import__('sys').modules, 'wandb', None)  # not installed: `import wandb` fails
+    assert main(args) == 2
+    assert 'needs the wandb package: pip install wandb' in capsys.readouterr().err
 
 
 def test_unknown_wandb_mode():
