@@ -1,4 +1,5 @@
-"""Command line: fine-tune a model directory on tasks and print the results table.
+"""Command line: fine-tune a model directory on tasks and print the results table; with
+--checkpoints, the downstream curve of pre-training runs (every chosen checkpoint against random init).
 
     python -m finetune --model OUT_DIR/discriminator --train train.tsv --dev dev.tsv \\
         --task_type classification [--text_a col --text_b col --label col] [--seeds 3] \\
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         from .curve import curve_markdown, finetune_curve, resolve_run
         runs = '+'.join(resolve_run(m).run_name for m in args.model)
         out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f'{name}_curve_{runs}.json'
-        results = finetune_curve(args.model, args.checkpoints, tasks, settings, out, args.tokenizer,
+        results = finetune_curve(args.model, args.checkpoints, tasks, out, settings, args.tokenizer,
                                  verbose=not args.quiet)
         print(curve_markdown(results))
         print(f'results written to {out} (table: {out.with_suffix(".md")}, plot: {out.with_suffix(".png")})')

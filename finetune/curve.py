@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -179,8 +180,9 @@ def _run_key(run: RunDir) -> str:
     return str(run.directory.resolve() / run.run_name)
 
 
-def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], settings: FinetuneSettings | None = None,
-                   out: str | Path = 'curve.json', tokenizer: str | Path | None = None, verbose: bool = True) -> dict:
+def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], out: str | Path,
+                   settings: FinetuneSettings | None = None, tokenizer: str | Path | None = None,
+                   verbose: bool = True) -> dict:
     """Fine-tune the checkpoints `checkpoints` ('all' or a list, `select_checkpoints`) of each run
     (`resolve_run`) on `tasks` over the settings' seeds, and each distinct architecture once from
     random init; write `out` (JSON, after every finished seed), the Markdown table beside it (.md)
@@ -199,12 +201,6 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], setting
     if len(set(names)) != len(names):
         raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
     facts = {task.name: task_facts(task, settings) for task in tasks}  # wrong metric, --train_per_class
-    load = functools.lru_cache(maxsize=None)(load_tokenizer)  # each run's tokenizer read once
-    chosen: dict[str, list[CurvePoint]] = {}
-    for spec in runs:
-        run = resolve_run(spec)
-        chosen.setdefault(_run_key(run), [curve_point(run, step, p, tokenizer, load)
-                                          for step, p in select_checkpoints(run, checkpoints)])
     out = check_writable(out)
     identity = {'kind': KIND, 'settings': asdict(settings), 'tokenizer': str(tokenizer) if tokenizer else None}
     results = previous_results(out, identity) or {**identity, 'runs': {}, 'architectures': {}}
@@ -213,20 +209,14 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], setting
     for name, f in facts.items():
         for e in stored:
             check_same_task(e['tasks'].get(name), f, name, out)
-    labels = [p.run.run_name for points in chosen.values() for p in points[:1]]
-    for key, points in chosen.items():
-        run = points[0].run
-        before = results['runs'].get(key, {}).get('checkpoints', {})
-        for p in points:
-            if p.path.name in before and before[p.path.name]['fingerprint'] != p.fingerprint:
-                raise ValueError(f"{out} holds results of an earlier {p.path.name} (the file has changed since: a new "
-                                 f"run under the same name?); pick another --out, or delete {out} to start over")
-        label = run.run_name if labels.count(run.run_name) == 1 else f'{run.directory.name}/{run.run_name}'
-        results['runs'].setdefault(key, {'label': label, 'directory': str(run.directory), 'run_name': run.run_name,
-                                         'objective': points[0].objective, 'checkpoints': {}})
-        if any(p.flops_per_step is None for p in points):
-            print(f"note: checkpoints of run {run.run_name} do not record flops_per_step (saved before it was "
-                  f"recorded): their FLOPs are null and the run is left out of the FLOPs panel", file=sys.stderr)
+    load = functools.lru_cache(maxsize=None)(load_tokenizer)  # each run's tokenizer read once
+    chosen: dict[str, list[CurvePoint]] = {}
+    for spec in runs:
+        run = resolve_run(spec)
+        if _run_key(run) not in chosen:  # a run named twice is fine-tuned once
+            chosen[_run_key(run)] = [curve_point(run, step, p, tokenizer, load)
+                                     for step, p in select_checkpoints(run, checkpoints)]
+    _add_runs(results, chosen, out)
 
     def save() -> None:
         write_results(results, out, curve_markdown)
@@ -252,6 +242,25 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], setting
     save()
     plot_curve(results, png)
     return results
+
+
+def _add_runs(results: dict, chosen: dict[str, list[CurvePoint]], out: Path) -> None:
+    """Enter the chosen runs in `results` (a label per run: its name, with its directory's where
+    two runs share one), after checking that the checkpoints already there are the same files."""
+    labels = [points[0].run.run_name for points in chosen.values()]
+    for key, points in chosen.items():
+        run = points[0].run
+        before = results['runs'].get(key, {}).get('checkpoints', {})
+        for p in points:
+            if p.path.name in before and before[p.path.name]['fingerprint'] != p.fingerprint:
+                raise ValueError(f"{out} holds results of an earlier {p.path.name} (the file has changed since: a new "
+                                 f"run under the same name?); pick another --out, or delete {out} to start over")
+        label = run.run_name if labels.count(run.run_name) == 1 else f'{run.directory.name}/{run.run_name}'
+        results['runs'].setdefault(key, {'label': label, 'directory': str(run.directory), 'run_name': run.run_name,
+                                         'objective': points[0].objective, 'checkpoints': {}})
+        if any(p.flops_per_step is None for p in points):
+            print(f"note: checkpoints of run {run.run_name} do not record flops_per_step (saved before it was "
+                  f"recorded): their FLOPs are null and the run is left out of the FLOPs panel", file=sys.stderr)
 
 
 def _finetune_point(p: CurvePoint, entry: dict, results: dict, tasks: list[Task], settings: FinetuneSettings,
@@ -315,7 +324,7 @@ def curve_markdown(results: dict) -> str:
                 rnd = (results['architectures'].get(e['architecture']) or {}).get('random', {}).get(task)
                 a, b = _headline(r, 'pretrained'), _headline(rnd, 'random')
                 cell = lambda v: f"{_num(v['mean'], 0)} ± {_num(v['std'], 0)}" if v else '—'
-                ok = a and b and a['mean'] is not None and b['mean'] is not None
+                ok = a and b and math.isfinite(_value(a['mean'])) and math.isfinite(_value(b['mean']))
                 gain = f"{(a['mean'] - b['mean']) * 100:+.1f}" if ok else '—'
                 done = min(finished_seeds(r, 'pretrained'), finished_seeds(rnd, 'random'))
                 seeds = str(done) if done == len(r['seeds']) else f"{done} of {len(r['seeds'])}"
@@ -323,6 +332,11 @@ def curve_markdown(results: dict) -> str:
                 lines.append('| ' + ' | '.join([task, r['metric'], run['label'], run['objective'], file, str(e['step']),
                                                 flops, cell(a), cell(b), gain, seeds]) + ' |')
     return '\n'.join(lines)
+
+
+def _value(x: float | None) -> float:
+    """A metric as read from the JSON, where an undefined one (nan) is null."""
+    return math.nan if x is None else x
 
 
 def plot_curve(results: dict, out: str | Path) -> Path:
@@ -352,12 +366,13 @@ def plot_curve(results: dict, out: str | Path) -> Path:
             for ax, x in ((ax_steps, 'step'), (ax_flops, 'flops')):
                 if any(e[x] is None for e in entries):
                     continue
-                ax.errorbar([e[x] for e in entries], [y['mean'] for y in ys], yerr=[y['std'] for y in ys],
-                            marker='o', capsize=3, color=run_color[key], label=label)
+                ax.errorbar([e[x] for e in entries], [_value(y['mean']) for y in ys],
+                            yerr=[_value(y['std']) for y in ys], marker='o', capsize=3, color=run_color[key],
+                            label=label)
                 flops_drawn |= x == 'flops'
         for arch in archs:
             rnd = _headline(results['architectures'][arch]['random'].get(task), 'random')
-            if arch not in used or not rnd or rnd['mean'] is None:
+            if arch not in used or not rnd or not math.isfinite(_value(rnd['mean'])):
                 continue
             c = results['architectures'][arch]['config']
             label = 'random init' + (f" (hidden {c.get('hidden_size')} x {c.get('num_hidden_layers')} layers)"

@@ -12,7 +12,7 @@ import torch
 
 from finetune import curve
 from finetune.__main__ import main
-from finetune.curve import finetune_dir, resolve_run, select_checkpoints
+from finetune.curve import curve_markdown, finetune_dir, plot_curve, resolve_run, select_checkpoints
 from finetune.toy_task import write_tsv
 from finetune.train import Finetuner
 from pretrain.checkpoint import load_checkpoint
@@ -209,3 +209,21 @@ def test_the_model_to_finetune_in_an_export(tmp_path):
     assert finetune_dir(tmp_path / 'a') == tmp_path / 'a' / 'discriminator'
     with pytest.raises(ValueError, match='neither discriminator/ nor mlm/'):
         finetune_dir(tmp_path)
+
+
+def test_plot_and_table_with_several_tasks_architectures_and_an_undefined_metric(curve_out, tmp_path):
+    r = json.loads(curve_out[0].read_text())
+    (arch,) = r['architectures'].values()
+    r['architectures']['other'] = {**arch, 'config': {**arch['config'], 'hidden_size': 64}}
+    mlmlike = next(v for v in r['runs'].values() if v['label'] == 'mlmlike')
+    for e in mlmlike['checkpoints'].values():
+        e['architecture'] = 'other'
+        reg = {**e['tasks']['wf'], 'metric': 'spearman',
+               'pretrained': {'spearman': {'mean': None, 'std': None, 'best': None, 'runs': [None]}}}
+        e['tasks']['reg'] = reg
+    md = curve_markdown(r).splitlines()
+    assert len(md) == 2 + 4 + 2 and md[-1].split(' | ')[7:10] == ['nan ± nan', '—', '—']
+    png = plot_curve(r, tmp_path / 'c.png')
+    h, w, _ = matplotlib.image.imread(png).shape
+    assert h > 600 and w > 800  # a row per task
+
