@@ -350,7 +350,7 @@ def plot_curve(results: dict, out: str | Path) -> Path:
 
     out = Path(out)
     tasks = _task_names(results) or ['(no results yet)']
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 3.8 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 3.8 * len(tasks)), squeeze=False, layout='constrained')
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     run_color = {key: colors[i % len(colors)] for i, key in enumerate(results['runs'])}
     archs = list(results['architectures'])
@@ -392,7 +392,6 @@ def plot_curve(results: dict, out: str | Path) -> Path:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize='small')
     fig.suptitle('fine-tuning after pre-training: dev metric, mean ± std over seeds')
-    fig.tight_layout()
     tmp = out.with_name(f'.{out.name}.tmp.png')
     try:
         fig.savefig(tmp, dpi=100)
