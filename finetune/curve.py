@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -134,13 +135,16 @@ def checkpoint_fingerprint(path: str | Path) -> str:
     return hashlib.sha256(json.dumps(records).encode()).hexdigest()[:16]
 
 
-def curve_point(run: RunDir, step: int, path: Path, tokenizer: str | Path | None = None, load=None) -> CurvePoint:
-    """Read a checkpoint's facts, checking that its run's tokenizer (or `tokenizer`) has the
-    vocabulary it was trained with (one line naming the checkpoint otherwise)."""
+def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
+                load: Callable | None = None) -> CurvePoint:
+    """Read a checkpoint's facts, checking that its run's tokenizer (or `tokenizer`, loaded with
+    `load`: default `pretrain.tokenizer.load_tokenizer`) has the vocabulary it was trained with
+    (one line naming the checkpoint otherwise)."""
     from pretrain.checkpoint import load_checkpoint
     from pretrain.export import checkpoint_tokenizer
+    from pretrain.tokenizer import load_tokenizer
     state = load_checkpoint(path)
-    checkpoint_tokenizer(state, tokenizer, str(path), **({'load': load} if load else {}))
+    checkpoint_tokenizer(state, tokenizer, str(path), load=load or load_tokenizer)
     flops = state.get('flops_per_step')
     objective = (state.get('config') or {}).get('objective') or 'electra'
     try:
@@ -214,8 +218,8 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], out: st
     for spec in runs:
         run = resolve_run(spec)
         if _run_key(run) not in chosen:  # a run named twice is fine-tuned once
-            chosen[_run_key(run)] = [curve_point(run, step, p, tokenizer, load)
-                                     for step, p in select_checkpoints(run, checkpoints)]
+            chosen[_run_key(run)] = [curve_point(run, p, tokenizer, load)
+                                     for _, p in select_checkpoints(run, checkpoints)]
     _add_runs(results, chosen, out)
 
     def save() -> None:
