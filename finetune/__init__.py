@@ -14,10 +14,12 @@ from .benchmarks import load_benchmark, load_glue_dir, load_jglue_dir
 from .data import Examples, QAExamples, Task, load_glue, load_hub_task, load_jglue, load_task, task_from_hub
 from .model import (MultipleChoiceScorer, SentenceClassifier, SpanExtractor, build_model, layer_groups,
                     layer_lr_scales, load_encoder)
+from .curve import finetune_curve, plot_curve
 from .train import FinetuneSettings, Finetuner, finetune, results_markdown, results_table, write_results
 
 __all__ = ['Examples', 'QAExamples', 'Task', 'load_task', 'task_from_hub', 'load_hub_task', 'load_glue', 'load_jglue',
            'load_benchmark', 'load_glue_dir', 'load_jglue_dir',
            'SentenceClassifier', 'MultipleChoiceScorer', 'SpanExtractor', 'build_model', 'layer_groups',
            'layer_lr_scales', 'load_encoder',
-           'FinetuneSettings', 'Finetuner', 'finetune', 'results_markdown', 'results_table', 'write_results']
+           'FinetuneSettings', 'Finetuner', 'finetune', 'results_markdown', 'results_table', 'write_results',
+           'finetune_curve', 'plot_curve']

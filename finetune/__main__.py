@@ -1,4 +1,5 @@
-"""Command line: fine-tune a model directory on tasks and print the results table.
+"""Command line: fine-tune a model directory on tasks and print the results table; with
+--checkpoints, the downstream curve of pre-training runs (every chosen checkpoint against random init).
 
     python -m finetune --model OUT_DIR/discriminator --train train.tsv --dev dev.tsv \\
         --task_type classification [--text_a col --text_b col --label col] [--seeds 3] \\
@@ -8,8 +9,21 @@
     python -m finetune --model DIR --glue_dir glue_data --task rte   # GLUE's files, offline
     python -m finetune --model DIR --train train-v1.1.json --dev dev-v1.1.json --task_type extractive_qa
     python -m finetune --model DIR --glue sst2          # from the hub: needs the network
+    python -m finetune --model DIR ... --train_per_class 32    # at most 32 training examples per class
 
-A bad task file or setting prints one line, `error: ...`, and exits with status 2.
+The downstream curve of pre-training runs: every chosen checkpoint fine-tuned, the same
+architecture from random init once, the headline dev metric against steps and FLOPs:
+
+    python -m finetune --model RUN [RUN ...] --checkpoints all|LIST <task flags as above>
+
+RUN: a run's checkpoint directory (holding one run), DIR/RUN_NAME, or a run name in
+checkpoints/pretrain. LIST: comma-separated steps (2000), tags (step2000, 50%) or checkpoint file
+names. It writes --out (default checkpoints/finetune/{task}_curve_{runs}.json), a Markdown table
+(.md) and a plot (.png) beside it.
+
+Results are written after every finished seed (JSON and .md, atomically); the same command run
+again with the same --out keeps what is there and continues. A bad task file or setting prints
+one line, `error: ...`, and exits with status 2.
 """
 from __future__ import annotations
 
@@ -39,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .benchmarks import GLUE_FILES, JGLUE_FILES
     from .data import GLUE_TASKS, JGLUE_TASKS, TASK_TYPES
     p = OneLineParser(prog='python -m finetune', description=__doc__.split('\n\n')[0])
-    p.add_argument('--model', required=True, help='a local Hugging Face model directory (ELECTRA or BERT, with tokenizer)')
+    p.add_argument('--model', required=True, nargs='+', metavar='MODEL',
+                   help='a local Hugging Face model directory (ELECTRA or BERT, with tokenizer); with --checkpoints: '
+                        'pre-training runs (a checkpoint directory, DIR/RUN_NAME, or a run name in checkpoints/pretrain)')
+    curve = p.add_argument_group('the downstream curve of pre-training runs')
+    curve.add_argument('--checkpoints', metavar='all|LIST',
+                       help='fine-tune these checkpoints of each --model run: all (by step), or steps, tags or file '
+                            'names separated by commas; random init is always part of the curve, so --compare_random '
+                            'is refused here')
+    curve.add_argument('--tokenizer', help="with --checkpoints: the runs' tokenizer, when the path their config records "
+                                           "has moved (default: the run's)")
     src = p.add_argument_group('task: local files, a benchmark directory, or a hub task')
     src.add_argument('--train', help='training file: .tsv / .csv with a header line, or .jsonl; '
                                      'extractive_qa: a SQuAD-style .json')
@@ -80,10 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 '(default 128)')
     hp.add_argument('--qa_f1', choices=('word', 'char'), help='extractive QA\'s F1: over words (SQuAD) or '
                                                                'characters (JGLUE\'s, for JSQuAD; its default)')
+    hp.add_argument('--train_per_class', type=int, metavar='N',
+                    help='classification: train on a seeded subsample of at most N examples per class (the same '
+                         'for every init and seed); the dev set is unchanged')
     hp.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: cuda when available)')
     p.add_argument('--compare_random', action='store_true',
-                   help='also fine-tune the same architecture from a random initialisation')
-    p.add_argument('--out', help=f'results JSON, the Markdown table beside it (default: {DEFAULT_OUT_DIR}/{{task}}.json)')
+                   help='also fine-tune the same architecture from a random initialisation (not with --checkpoints: '
+                        'the curve always does)')
+    p.add_argument('--out', help=f'results JSON, the Markdown table beside it, written after every seed; an existing one '
+                                 f'of the same settings is continued (default: {DEFAULT_OUT_DIR}/{{task}}.json)')
     p.add_argument('--quiet', action='store_true', help='print only the table')
     return p
 
@@ -118,14 +146,33 @@ def tasks_from_args(args: argparse.Namespace) -> tuple[list, str]:
     return [task], task.name
 
 
+def check_mode(args: argparse.Namespace) -> None:
+    """The flags that only make sense with (or without) --checkpoints."""
+    if args.checkpoints is None:
+        if len(args.model) > 1:
+            raise ValueError("several --model values need --checkpoints (the curve of pre-training runs); "
+                             "fine-tune one model directory at a time")
+        if args.tokenizer:
+            raise ValueError("--tokenizer applies with --checkpoints; a model directory holds its tokenizer")
+        model = Path(args.model[0])
+        if model.is_dir() and not (model / 'config.json').is_file() and any(model.glob('*.pth')):
+            raise ValueError(f"{model} holds pre-training checkpoints, not a model; add --checkpoints all for the "
+                             f"curve, or give an export's discriminator/ directory")
+    elif args.compare_random:
+        raise ValueError("--compare_random is part of every curve (--checkpoints fine-tunes random init once per "
+                         "architecture); leave it out")
+
+
 def run(args: argparse.Namespace) -> int:
     from .train import FinetuneSettings, finetune, results_table
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    check_mode(args)
     settings = FinetuneSettings(epochs=args.epochs, lr=args.lr, bs=args.bs, max_length=args.max_length,
                                 layer_decay=args.layer_decay, warmup=args.warmup, weight_decay=args.weight_decay,
                                 double_unordered=args.double_unordered, doc_stride=args.doc_stride,
-                                seeds=list(range(args.seeds)), device=args.device).check()
+                                train_per_class=args.train_per_class, seeds=list(range(args.seeds)),
+                                device=args.device).check()
     tasks, name = tasks_from_args(args)
     if args.metric and (args.glue or args.jglue or args.glue_dir or args.jglue_dir):
         if len(tasks) > 1:
@@ -137,8 +184,19 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--qa_f1 applies to extractive QA tasks; leave it out here")
         for t in qa:
             t.f1_unit = args.qa_f1
+    if args.train_per_class:
+        name += f'_{args.train_per_class}per_class'  # its own default file: other settings than the full set
+    if args.checkpoints is not None:
+        from .curve import curve_markdown, finetune_curve, resolve_run
+        runs = '+'.join(resolve_run(m).run_name for m in args.model)
+        out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f'{name}_curve_{runs}.json'
+        results = finetune_curve(args.model, args.checkpoints, tasks, out, settings, args.tokenizer,
+                                 verbose=not args.quiet)
+        print(curve_markdown(results))
+        print(f'results written to {out} (table: {out.with_suffix(".md")}, plot: {out.with_suffix(".png")})')
+        return 0
     out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f'{name}.json'
-    results = finetune(args.model, tasks, settings, args.compare_random, out, verbose=not args.quiet)
+    results = finetune(args.model[0], tasks, settings, args.compare_random, out, verbose=not args.quiet)
     print(results_table(results))
     print(f'results written to {out} (table: {out.with_suffix(".md")})')
     return 0

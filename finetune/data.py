@@ -70,6 +70,19 @@ class Examples:
                         None if self.choices is None else self.choices + other.choices)
 
 
+def per_class_subsample(examples: Examples, n: int, seed: int = 0) -> Examples:
+    """At most `n` examples of each class, drawn with a fixed `seed` (the same subsample every
+    time), in their original order: the low-resource variant of a classification task."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(examples.labels):
+        by_class.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    keep = sorted(i for label in sorted(by_class) for i in rng.sample(by_class[label], min(n, len(by_class[label]))))
+    return Examples([examples.texts_a[i] for i in keep],
+                    None if examples.texts_b is None else [examples.texts_b[i] for i in keep],
+                    [examples.labels[i] for i in keep])
+
+
 @dataclass
 class QAExamples:
     """One split of an extractive QA task: question i asks about contexts[i]; answers[i] lists

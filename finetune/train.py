@@ -3,13 +3,16 @@ the same architecture from a random initialisation; results as a table and a JSO
 the same table in Markdown beside it)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +25,7 @@ from pretrain.rng import set_seed
 from pretrain.scheduler import SCHEDULES, lr_at
 
 from .benchmarks import facts_for_name
-from .data import Examples, Task, TaskDataLoader, encode, text_encoder
+from .data import Examples, Task, TaskDataLoader, encode, per_class_subsample, text_encoder
 from .metrics import (CLASSIFICATION_METRICS, MULTIPLE_CHOICE_METRICS, QA_METRICS, REGRESSION_METRICS,
                       multiple_choice_metrics, qa_metrics, summarize, task_metrics)
 from .model import (build_model, default_layer_decay, default_lr, finetune_opt, layer_groups, layer_lr_scales,
@@ -43,7 +46,9 @@ class FinetuneSettings:
     `schedule` 'original_linear' is Google's (warmup and linear decay to 0 acting together);
     'separate_linear' warms up, then decays. `weight_decay` (0.01, Google's) spares LayerNorm
     weights and biases. `double_unordered`: train symmetric pair tasks (MRPC, STS) on both text
-    orders. QA: `doc_stride`, `max_query_length`, `max_answer_length` in tokens."""
+    orders. QA: `doc_stride`, `max_query_length`, `max_answer_length` in tokens.
+    `train_per_class` (classification only): train on at most that many examples per class, the
+    same seeded subsample for every init and seed (`data.per_class_subsample`); dev unchanged."""
     epochs: int | None = None
     lr: float | None = None
     bs: int = 32
@@ -58,13 +63,15 @@ class FinetuneSettings:
     doc_stride: int = 128
     max_query_length: int = 64
     max_answer_length: int = 30
+    train_per_class: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str | None = None     # None: cuda when available, else cpu
 
     def check(self) -> 'FinetuneSettings':
-        for name in ('epochs', 'bs', 'max_length', 'doc_stride', 'max_query_length', 'max_answer_length'):
+        for name in ('epochs', 'bs', 'max_length', 'doc_stride', 'max_query_length', 'max_answer_length',
+                     'train_per_class'):
             v = getattr(self, name)
-            if v is None and name in ('epochs', 'max_length'):
+            if v is None and name in ('epochs', 'max_length', 'train_per_class'):
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -203,6 +210,43 @@ def reported_metrics(task_type: str, headline: str) -> list[str]:
     return [headline, 'accuracy'] if headline == 'f1' else [headline]
 
 
+def task_facts(task: Task, settings: FinetuneSettings) -> dict:
+    """The facts of a task's result that follow from its data and the settings, whatever the
+    model: type, headline and reported metrics, labels, split sizes (the training subsample's with
+    `train_per_class`), seeds, epochs, and the type's own (label range, both orders, F1 unit)."""
+    headline = check_metric(task)
+    train = train_examples(task, settings)
+    facts = {'task_type': task.task_type, 'metric': headline, 'reported': reported_metrics(task.task_type, headline),
+             'labels': task.label_names, 'n_train': len(train), 'n_dev': len(task.dev), 'seeds': list(settings.seeds),
+             'epochs': settings.epochs or default_epochs(task)}
+    if task.task_type == 'regression':
+        facts['label_range'] = list(task.label_range) if task.label_range else None
+    if task.task_type == 'extractive_qa':
+        facts['f1_unit'] = task.f1_unit
+    else:
+        facts['double_unordered'] = bool(task.symmetric and settings.double_unordered and task.train.texts_b is not None)
+    if settings.train_per_class:
+        facts['train_per_class'] = settings.train_per_class
+    return facts
+
+
+def train_examples(task: Task, settings: FinetuneSettings):
+    """The training split, or its seeded per-class subsample with `settings.train_per_class`."""
+    if not settings.train_per_class:
+        return task.train
+    if task.task_type != 'classification':
+        raise ValueError(f"--train_per_class applies to classification tasks; {task.name} is {task.task_type}: "
+                         f"leave --train_per_class out for it")
+    return per_class_subsample(task.train, settings.train_per_class)
+
+
+def finished_seeds(result: dict | None, init: str) -> int:
+    """How many of the seeds of `init` a (possibly partial) task result holds: seeds run in
+    order, so they are the first ones of result['seeds']."""
+    summaries = (result or {}).get(init) or {}
+    return min((len(v['runs']) for v in summaries.values()), default=0)
+
+
 class Finetuner:
     """Fine-tunes one model directory: loads its tokenizer once, encodes each task once, and
     builds a fresh model and fastai `Learner` per (init, seed)."""
@@ -219,6 +263,7 @@ class Finetuner:
             raise ValueError(f"max_length {self.settings.max_length} exceeds the model's "
                              f"{self.positions} positions; use --max_length {self.positions} or less")
         self.settings = self.settings.resolved(config.hidden_size, config.num_hidden_layers)
+        self._encoded: dict[str, dict] = {}
 
     def max_length(self, task: Task) -> int:
         """The settings' max_length, else the task's default capped at the model's positions."""
@@ -248,7 +293,7 @@ class Finetuner:
                 print(f'{task.name}: {train.skipped} training question(s) skipped: their answer could not be '
                       f'placed on tokens', file=sys.stderr)
             return {**out, 'train': train.items, 'dev': dev.items, 'qa_dev': dev, 'skipped': train.skipped}
-        train, dev = task.train, task.dev
+        train, dev = train_examples(task, s), task.dev
         doubled = task.symmetric and s.double_unordered and train.texts_b is not None
         if doubled:
             train = train + train.swapped()
@@ -292,51 +337,164 @@ class Finetuner:
             return multiple_choice_metrics(outputs, labels.numpy())
         return task_metrics(task.task_type, outputs, labels.numpy(), task.n_outputs)
 
-    def run_task(self, task: Task, compare_random: bool = False) -> dict:
-        """Every seed with the pre-trained weights (and from a random init with
-        `compare_random`): {'pretrained': {metric: summary}, 'random': ..., plus task facts}."""
+    def encoded(self, task: Task) -> dict:
+        """`encode_task(task)`, done once per task name."""
+        if task.name not in self._encoded:
+            self._encoded[task.name] = self.encode_task(task)
+        return self._encoded[task.name]
+
+    def run_task(self, task: Task, inits: Sequence[str] = ('pretrained',), previous: dict | None = None,
+                 on_seed: Callable[[dict], None] | None = None) -> dict:
+        """Every seed of each init in `inits`: {'pretrained': {metric: summary}, 'random': ...,
+        plus `task_facts` and the encoded sizes}. `previous`: a (partial) result of this task with
+        the same model and settings, whose finished seeds are kept, not run again. `on_seed` gets
+        the result after each finished seed (to save it as it comes)."""
         s = self.settings
-        headline = check_metric(task)
-        encoded = self.encode_task(task)
-        result = {'task_type': task.task_type, 'metric': headline,
-                  'reported': reported_metrics(task.task_type, headline), 'labels': task.label_names,
-                  'n_train': len(task.train), 'n_dev': len(task.dev), 'seeds': list(s.seeds),
-                  'epochs': encoded['epochs'], 'max_length': encoded['max_length'],
-                  'train_rows': len(encoded['train']), 'dev_rows': len(encoded['dev'])}
-        if task.task_type == 'regression':
-            result['label_range'] = list(task.label_range) if task.label_range else None
-        if task.task_type != 'extractive_qa':
-            result['double_unordered'] = bool(task.symmetric and s.double_unordered and task.train.texts_b is not None)
-        else:
-            result.update(f1_unit=task.f1_unit, skipped=encoded['skipped'])
-        for init in INITS[:2 if compare_random else 1]:
-            runs = []
-            for seed in s.seeds:
+        result = {**(previous or {}), **task_facts(task, s)}
+        todo = {init: s.seeds[finished_seeds(previous, init):] for init in inits}
+        if not any(todo.values()):
+            return result
+        encoded = self.encoded(task)
+        result.update(max_length=encoded['max_length'], train_rows=len(encoded['train']), dev_rows=len(encoded['dev']))
+        if task.task_type == 'extractive_qa':
+            result['skipped'] = encoded['skipped']
+        headline = result['metric']
+        for init in inits:
+            done = (previous or {}).get(init) or {}
+            # JSON holds an undefined metric (nan) as null
+            runs = [{m: math.nan if v['runs'][i] is None else v['runs'][i] for m, v in done.items()}
+                    for i in range(finished_seeds(previous, init))]
+            for seed in todo[init]:
                 start = time.time()
                 runs.append(self.run_once(task, encoded, init, seed))
                 if self.verbose:
                     print(f'{task.name} {init:10s} seed {seed}: {headline} {runs[-1][headline]:.4f} '
                           f'({time.time() - start:.1f} s)', flush=True)
-            result[init] = {m: summarize([r[m] for r in runs]) for m in runs[0]}
+                result[init] = {m: summarize([r[m] for r in runs]) for m in runs[-1]}
+                if on_seed is not None:
+                    on_seed(result)
         return result
 
 
 def finetune(model_dir: str | Path, tasks: list[Task], settings: FinetuneSettings | None = None,
              compare_random: bool = False, out: str | Path | None = None, verbose: bool = True) -> dict:
     """Fine-tune `model_dir` on each task over the settings' seeds; return (and write to `out`
-    as JSON, with the Markdown table beside it: same name, .md) {'model', 'settings', 'tasks':
-    {name: run_task's result}}."""
+    as JSON, with the Markdown table beside it: same name, .md) {'model', 'model_fingerprint',
+    'settings', 'tasks': {name: run_task's result}}.
+
+    `out` is checked to be writable before any training and rewritten (atomically) after each
+    finished seed. When `out` already holds results of the same model (by content) and settings,
+    their finished (task, init, seed) runs are kept and only the rest is run: an interrupted call
+    continues where it stopped, and other tasks add to the file. Other settings: a ValueError."""
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
     runner = Finetuner(model_dir, settings, verbose)
-    for task in tasks:  # a wrong metric fails before any training
-        check_metric(task)
-    results = {'model': str(model_dir), 'settings': asdict(runner.settings),
-               'tasks': {task.name: runner.run_task(task, compare_random) for task in tasks}}
+    facts = {task.name: task_facts(task, runner.settings) for task in tasks}  # a wrong metric fails before training
+    results = {'model': str(model_dir), 'model_fingerprint': model_fingerprint(model_dir),
+               'settings': asdict(runner.settings), 'tasks': {}}
+    if out is not None:
+        out = Path(out)
+        check_writable(out)
+        previous = previous_results(out, {k: results[k] for k in ('model_fingerprint', 'settings')})
+        if previous is not None:
+            results['tasks'] = previous.get('tasks') or {}
+            for name, f in facts.items():
+                check_same_task(results['tasks'].get(name), f, name, out)
+            if verbose:
+                print(f'continuing {out}: finished runs are kept', flush=True)
+    inits = INITS[:2 if compare_random else 1]
+    for task in tasks:
+        def save(result: dict, name: str = task.name) -> None:
+            results['tasks'][name] = result
+            write_results(results, out)
+        results['tasks'][task.name] = runner.run_task(task, inits, results['tasks'].get(task.name),
+                                                      on_seed=save if out is not None else None)
     if out is not None:
         write_results(results, out)
     return results
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """sha256 of a model directory's files (names and contents: config, weights, tokenizer), so
+    results are only continued with the very model that began them."""
+    h = hashlib.sha256()
+    for p in sorted(q for q in Path(model_dir).iterdir() if q.is_file()):
+        h.update(p.name.encode() + b'\0')
+        with p.open('rb') as f:
+            h.update(hashlib.file_digest(f, 'sha256').digest())
+    return h.hexdigest()
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail before any training when results could not be written to `path` (and the .md / .png
+    beside it): a directory in its place, a file where a parent directory should be, a directory
+    that refuses a new file. Creates the missing parent directories."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name, e.g. {path / 'results.json'}")
+    blocker = next((q for q in [path.parent, *path.parent.parents] if q.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f"cannot write {path}: {blocker} is a file, not a directory; pick another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.probe')
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make {path.parent} writable "
+                         f"or pick another --out") from None
+    return path
+
+
+def _plain(x):
+    """`x` as it reads back from JSON (tuples as lists, nan as null)."""
+    return json.loads(json.dumps(_json_safe(x)))
+
+
+def _difference(there, here, key: str) -> str | None:
+    """The first key where two JSON values differ, as 'key: A there, B here'; None if equal."""
+    if isinstance(there, dict) and isinstance(here, dict):
+        for k in [*here, *(k for k in there if k not in here)]:
+            d = _difference(there.get(k), here.get(k), f'{key}.{k}')
+            if d:
+                return d
+        return None
+    if there == here:
+        return None
+    return f"{key}: {json.dumps(there)[:60]} there, {json.dumps(here)[:60]} here"
+
+
+def previous_results(path: str | Path, identity: dict) -> dict | None:
+    """The results in `path`, when they were made with `identity` (keys that must hold the same
+    values: model, settings...); None when `path` does not exist. Results of anything else, or a
+    file that is not a results JSON, is a one-line ValueError: another --out, or delete it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        stored = e
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path} exists but is not a results JSON; pick another --out, or delete {path}")
+    for k, v in identity.items():
+        diff = _difference(stored.get(k), _plain(v), k)
+        if diff:
+            raise ValueError(f"{path} holds results made with another model or other settings ({diff}); pick another "
+                             f"--out, or delete {path} to start over")
+    return stored
+
+
+def check_same_task(stored: dict | None, facts: dict, name: str, path: str | Path) -> None:
+    """A stored result of task `name` must have the facts (data sizes, labels, metric...) that the
+    task has now; otherwise its runs cannot be continued (one-line ValueError)."""
+    if stored is None:
+        return
+    diff = _difference({k: stored.get(k) for k in facts}, _plain(facts), name)
+    if diff:
+        raise ValueError(f"{path} holds results of another version of task {name} ({diff}); pick another --out, "
+                         f"or delete {path} to start over")
 
 
 def _json_safe(x):
@@ -349,14 +507,31 @@ def _json_safe(x):
     return x
 
 
-def write_results(results: dict, path: str | Path) -> Path:
-    """`path` (JSON: every run of every metric) and, beside it, `results_markdown`'s table
-    (`path` with the suffix .md)."""
+def write_results(results: dict, path: str | Path, markdown: Callable[[dict], str] | None = None) -> Path:
+    """`path` (JSON: every run of every metric) and, beside it, the Markdown table (`path` with
+    the suffix .md) of `markdown` (default `results_markdown`), each written atomically: a reader
+    or an interruption sees the previous version or the new one, never half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(results), indent=2, ensure_ascii=False) + '\n')
-    path.with_suffix('.md').write_text(results_markdown(results) + '\n', encoding='utf-8')
+    atomic_write_text(path, json.dumps(_json_safe(results), indent=2, ensure_ascii=False) + '\n')
+    atomic_write_text(path.with_suffix('.md'), (markdown or results_markdown)(results) + '\n')
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`. A failure is a
+    one-line ValueError (what was there stays)."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding='utf-8')
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make room or make {path.parent} "
+                         f"writable, then run the same command again to continue") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def results_table(results: dict) -> str:
@@ -400,6 +575,8 @@ def results_markdown(results: dict) -> str:
                 a, b = r.get('pretrained', {}).get(m), r.get('random', {}).get(m)
                 ok = a and b and a['mean'] is not None and b['mean'] is not None
                 row.append(f"{(a['mean'] - b['mean']) * 100:+.1f}" if ok else '—')
-            row += [str(len(r['seeds'])), str(r.get('epochs', '')), f"{r['n_train']} / {r['n_dev']}"]
+            done = min((finished_seeds(r, init) for init in INITS if init in r), default=0)  # partial: 'n of N'
+            seeds = str(done) if done == len(r['seeds']) else f"{done} of {len(r['seeds'])}"
+            row += [seeds, str(r.get('epochs', '')), f"{r['n_train']} / {r['n_dev']}"]
             lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)

@@ -174,3 +174,97 @@ def test_settings_are_checked(model_dir):
     with pytest.raises(ValueError, match='does not exist'):
         Finetuner(model_dir.parent / 'nope')
     assert math.isclose(Finetuner(model_dir, verbose=False).settings.lr, 3e-4)  # ELECTRA-Small's, for hidden 32
+
+
+class Runs(list):
+    """The fine-tuning runs done, as (task name, init, seed); with `stop_after` n, the run after
+    the n-th raises KeyboardInterrupt instead, as an interruption would."""
+    stop_after: int | None = None
+
+
+@pytest.fixture
+def count_runs(monkeypatch):
+    calls = Runs()
+    run_once = Finetuner.run_once
+
+    def counted(self, task, encoded, init, seed):
+        if len(calls) == calls.stop_after:
+            raise KeyboardInterrupt
+        calls.append((task.name, init, seed))
+        return run_once(self, task, encoded, init, seed)
+    monkeypatch.setattr(Finetuner, 'run_once', counted)
+    return calls
+
+
+def two_tasks(tmp_path):
+    return [load_task(d / 'train.tsv', d / 'dev.tsv', 'classification')
+            for d in (write_topic_task(tmp_path / name, n_train=32, n_dev=16, seed=i) for i, name in enumerate('ab'))]
+
+
+def test_an_interrupted_run_keeps_what_finished_and_continues(model_dir, tmp_path, count_runs):
+    tasks, out = two_tasks(tmp_path), tmp_path / 'out' / 'r.json'
+    settings = FinetuneSettings(seeds=[0, 1], epochs=1, lr=1e-3, max_length=32)
+    count_runs.stop_after = 5  # task a (2 seeds x 2 inits) and task b's first run, then Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        finetune(model_dir, tasks, settings, compare_random=True, out=out, verbose=False)
+    saved = json.loads(out.read_text())['tasks']
+    assert len(saved['a']['random']['accuracy']['runs']) == 2 and 'random' not in saved['b']
+    assert len(saved['b']['pretrained']['accuracy']['runs']) == 1
+    assert '| b | classification | accuracy |' in out.with_suffix('.md').read_text() and '| 1 of 2 |' in \
+        out.with_suffix('.md').read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == ['r.json', 'r.md']  # no temporary file left
+    count_runs.stop_after = None
+    count_runs.clear()
+    results = finetune(model_dir, tasks, settings, compare_random=True, out=out, verbose=False)
+    assert count_runs == [('b', 'pretrained', 1), ('b', 'random', 0), ('b', 'random', 1)]  # task a not redone
+    assert results['tasks']['a'] == saved['a'] and json.loads(out.read_text()) == json.loads(json.dumps(results))
+    count_runs.clear()
+    assert finetune(model_dir, tasks, settings, compare_random=True, out=out, verbose=False) == results
+    assert count_runs == []
+    with pytest.raises(ValueError, match=r'other settings \(settings.epochs: 1 there, 2 here\); pick another --out'):
+        finetune(model_dir, tasks, FinetuneSettings(seeds=[0, 1], epochs=2, lr=1e-3, max_length=32), out=out)
+    assert count_runs == []
+
+
+def test_output_is_checked_before_any_training(model_dir, tmp_path, count_runs, monkeypatch, capsys):
+    d = write_topic_task(tmp_path / 'small', n_train=32, n_dev=16)
+    argv = ['--model', str(model_dir), '--train', str(d / 'train.tsv'), '--dev', str(d / 'dev.tsv'),
+            '--task_type', 'classification', '--seeds', '1', '--epochs', '1', '--quiet']
+    (tmp_path / 'file').write_text('')
+    assert main([*argv, '--out', str(tmp_path / 'file' / 'sub' / 'r.json')]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {tmp_path}/file/sub/r.json: {tmp_path}/file is a file, " \
+                                      f"not a directory; pick another --out\n"
+
+    def read_only(*a, **k):
+        raise PermissionError(13, 'Permission denied')
+    with monkeypatch.context() as mp:  # as root, a read-only directory still takes files: patch the probe
+        mp.setattr('finetune.train.tempfile.mkstemp', read_only)
+        assert main([*argv, '--out', str(tmp_path / 'ro' / 'r.json')]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {tmp_path}/ro/r.json (Permission denied); make " \
+                                      f"{tmp_path}/ro writable or pick another --out\n"
+    assert count_runs == []
+    with monkeypatch.context() as mp:  # a write that fails after training (full disk): one line, no temp file
+        mp.setattr('finetune.train.os.replace', lambda *a: (_ for _ in ()).throw(OSError(28, 'No space left on device')))
+        assert main([*argv, '--out', str(tmp_path / 'full' / 'r.json')]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot write {tmp_path}/full/r.json (No space left on device); "
+                                              f"make room or make {tmp_path}/full writable, then run the same command")
+    assert len(count_runs) == 1 and list((tmp_path / 'full').iterdir()) == []
+
+
+def test_train_per_class(model_dir, tmp_path, count_runs, capsys):
+    d = write_topic_task(tmp_path / 'small', n_train=48, n_dev=16)
+    out = tmp_path / 'r.json'
+    assert main(['--model', str(model_dir), '--train', str(d / 'train.tsv'), '--dev', str(d / 'dev.tsv'),
+                 '--task_type', 'classification', '--seeds', '1', '--epochs', '1', '--train_per_class', '5',
+                 '--out', str(out), '--quiet']) == 0
+    saved = json.loads(out.read_text())
+    r = saved['tasks']['small']
+    assert saved['settings']['train_per_class'] == 5 and r['train_per_class'] == 5
+    assert r['n_train'] == r['train_rows'] == 10 and r['n_dev'] == 16  # 2 classes x 5; dev unchanged
+    write_tsv(tmp_path / 'train.tsv', ['text_a', 'label'], [('rain', '0.5'), ('soup', '1.5')])
+    assert main(['--model', str(model_dir), '--train', str(tmp_path / 'train.tsv'), '--dev', str(tmp_path / 'train.tsv'),
+                 '--task_type', 'regression', '--name', 'reg', '--train_per_class', '5',
+                 '--out', str(tmp_path / 'x.json')]) == 2
+    assert capsys.readouterr().err == ("error: --train_per_class applies to classification tasks; reg is "
+                                       "regression: leave --train_per_class out for it\n")
+    assert len(count_runs) == 1

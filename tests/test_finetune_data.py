@@ -170,3 +170,15 @@ def test_shipped_demo_task_is_the_generated_one():
         assert header == ['text_a', 'label'] and [(r['text_a'], r['label']) for r in got] == rows
     assert {label for _, label in train} == {'weather', 'food'}
     assert not {s for s, _ in train} & {s for s, _ in dev}  # no dev sentence seen in training
+
+
+def test_per_class_subsample_is_seeded_and_keeps_the_order():
+    from finetune.data import Examples, per_class_subsample
+    labels = [0] * 10 + [1] * 3 + [2] * 6
+    ex = Examples([f't{i}' for i in range(len(labels))], [f'b{i}' for i in range(len(labels))], labels)
+    sub = per_class_subsample(ex, 4)
+    assert [sub.labels.count(c) for c in (0, 1, 2)] == [4, 3, 4]  # a class with fewer keeps all
+    idx = [int(t[1:]) for t in sub.texts_a]
+    assert idx == sorted(idx) and sub.texts_b == [f'b{i}' for i in idx] and sub.labels == [labels[i] for i in idx]
+    assert per_class_subsample(ex, 4) == sub and per_class_subsample(ex, 4, seed=1) != sub
+    assert per_class_subsample(ex, 100) == ex
