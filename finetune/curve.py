@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from _utils.quiet_transformers import quiet_transformers
+from pretrain.export import finetuned_model_dir
 from pretrain.paths import repo_path
 from pretrain.run_dir import RunDir, runs_in
 
@@ -154,17 +155,6 @@ def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
     return CurvePoint(run, path, int(state['step']), int(flops) if flops is not None else None, objective, fingerprint)
 
 
-def finetune_dir(export_dir: str | Path) -> Path:
-    """The model directory to fine-tune in an export: `discriminator/` (ELECTRA) if there, else
-    `mlm/` (the MLM baseline's ElectraForMaskedLM)."""
-    export_dir = Path(export_dir)
-    for name in ('discriminator', 'mlm'):
-        if (export_dir / name).is_dir():
-            return export_dir / name
-    raise ValueError(f"{export_dir} holds neither discriminator/ nor mlm/; export the checkpoint with "
-                     f"`python -m pretrain export`")
-
-
 def architecture(runner: Finetuner) -> tuple[str, dict]:
     """(id, description) of what a random initialisation of `runner`'s model depends on: its
     config (architecture entries only) and its tokenizer's vocabulary. Runs that share it share
@@ -275,7 +265,7 @@ def _finetune_point(p: CurvePoint, entry: dict, results: dict, tasks: list[Task]
     with tempfile.TemporaryDirectory(prefix='finetune_curve_') as tmp:
         with quiet_transformers():  # no progress bar per saved model
             exported = export(p.path, Path(tmp) / 'export', tokenizer)
-        runner = Finetuner(finetune_dir(exported), settings, verbose)
+        runner = Finetuner(finetuned_model_dir(exported), settings, verbose)
         arch_id, config = architecture(runner)
         entry['architecture'] = arch_id
         arch = results['architectures'].setdefault(arch_id, {'config': config, 'settings': asdict(runner.settings),

@@ -118,3 +118,15 @@ def test_an_mlm_baseline_exports_one_encoder_that_fine_tuning_loads(tiny_mlm_run
         assert torch.allclose(encoder(ids, attention_mask=mask, token_type_ids=types).last_hidden_state,
                               trained.mlm.electra(ids, attention_mask=mask, token_type_ids=types).last_hidden_state,
                               atol=1e-5)
+
+
+def test_the_model_to_finetune_in_an_export(tmp_path):
+    from pretrain.export import finetuned_model_dir
+    (tmp_path / 'a' / 'mlm').mkdir(parents=True)
+    (tmp_path / 'a' / 'mlm' / 'config.json').write_text('{}')
+    assert finetuned_model_dir(tmp_path / 'a') == tmp_path / 'a' / 'mlm'
+    (tmp_path / 'a' / 'discriminator').mkdir()
+    (tmp_path / 'a' / 'discriminator' / 'config.json').write_text('{}')
+    assert finetuned_model_dir(tmp_path / 'a') == tmp_path / 'a' / 'discriminator'
+    with pytest.raises(ValueError, match='holds no exported discriminator/ or mlm/ model'):
+        finetuned_model_dir(tmp_path)

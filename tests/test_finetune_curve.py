@@ -12,31 +12,30 @@ import torch
 
 from finetune import curve
 from finetune.__main__ import main
-from finetune.curve import curve_markdown, finetune_dir, plot_curve, resolve_run, select_checkpoints
+from finetune.curve import curve_markdown, plot_curve, resolve_run, select_checkpoints
 from finetune.toy_task import write_tsv
 from finetune.train import Finetuner
 from pretrain.checkpoint import load_checkpoint
 from pretrain.run_dir import RunDir
 
-FLOPS_PER_STEP = 1_000_000
-
-
 @pytest.fixture(scope='module')
 def run_a(tiny_run):
-    """The tiny run as pre-training left it (no flops_per_step in its checkpoints)."""
+    """The tiny run as pre-training left it (its checkpoints record flops_per_step)."""
     return RunDir(Path(tiny_run.checkpoint_dir), tiny_run.run_name)
 
 
 @pytest.fixture(scope='module')
 def dirs(run_a, tmp_path_factory):
-    """A second run 'mlmlike' (the same checkpoints, re-saved with flops_per_step) in a directory
-    that also holds a run 'other'; a small task slice (40 train / 20 dev examples)."""
+    """A second run 'mlmlike' (the same checkpoints, re-saved without flops_per_step, as checkpoints
+    of earlier versions are) in a directory that also holds a run 'other'; a small task slice (40
+    train / 20 dev examples)."""
     tmp = tmp_path_factory.mktemp('curve')
     runs = tmp / 'runs'
     runs.mkdir()
     for p in run_a.checkpoint_files():
         state = load_checkpoint(p)
-        torch.save({**state, 'flops_per_step': FLOPS_PER_STEP}, runs / p.name.replace(run_a.run_name, 'mlmlike'))
+        state.pop('flops_per_step')
+        torch.save(state, runs / p.name.replace(run_a.run_name, 'mlmlike'))
     shutil.copy(runs / 'mlmlike_50.0%.pth', runs / 'other_50.0%.pth')
     task = tmp / 'task'
     lines = {s: Path(f'data/tasks/weather_food/{s}.tsv').read_text(encoding='utf-8').splitlines() for s in ('train', 'dev')}
@@ -102,9 +101,10 @@ def test_curve_results(curve_out, run_a):
             acc = t['pretrained']['accuracy']
             assert len(acc['runs']) == 1 and 0 <= acc['mean'] <= 1
             if label == 'mlmlike':
-                assert e['flops_per_step'] == FLOPS_PER_STEP and e['flops'] == e['step'] * FLOPS_PER_STEP
-            else:
                 assert e['flops_per_step'] is None and e['flops'] is None
+            else:
+                per_step = load_checkpoint(run_a.directory / file)['flops_per_step']
+                assert e['flops_per_step'] == per_step > 0 and e['flops'] == e['step'] * per_step
             row = next(line for line in md if f'| {file} |' in line).split(' | ')
             assert row[5:7] == [str(e['step']), f"{e['flops']:.3g}" if e['flops'] else '—']
             assert row[9] == f"{(acc['mean'] - rnd['mean']) * 100:+.1f}"
@@ -125,7 +125,9 @@ def test_same_command_again_keeps_everything(curve_out, run_a, dirs, count_runs,
     assert main(['--model', str(run_a.directory), str(dirs['runs'] / 'mlmlike'), '--checkpoints', 'all',
                  '--out', str(out), *task_flags(dirs)]) == 0
     assert count_runs == [] and out.read_text() == before
-    assert 'mlmlike_100.0%.pth | 4 | 4e+06 |' in capsys.readouterr().out
+    flops = 4 * load_checkpoint(run_a.checkpoint('100.0%'))['flops_per_step']
+    shown = capsys.readouterr().out
+    assert 'mlmlike_100.0%.pth | 4 | — |' in shown and f'{run_a.run_name}_100.0%.pth | 4 | {flops:.3g} |' in shown
 
 
 def test_an_interrupted_curve_continues(curve_out, run_a, dirs, count_runs, monkeypatch):
@@ -200,15 +202,6 @@ def test_runs_and_checkpoints_are_named_several_ways(run_a, dirs, monkeypatch):
     assert names('all') == names('4, 2') == names('50%,100.0%') == ['50.0%.pth', '100.0%.pth']
     assert names(f'{run_a.run_name}_100.0%.pth') == names('100.0%,4') == ['100.0%.pth']
     assert [step for step, _ in select_checkpoints(run_a, 'all')] == [2, 4]
-
-
-def test_the_model_to_finetune_in_an_export(tmp_path):
-    (tmp_path / 'a' / 'mlm').mkdir(parents=True)
-    assert finetune_dir(tmp_path / 'a') == tmp_path / 'a' / 'mlm'
-    (tmp_path / 'a' / 'discriminator').mkdir()
-    assert finetune_dir(tmp_path / 'a') == tmp_path / 'a' / 'discriminator'
-    with pytest.raises(ValueError, match='neither discriminator/ nor mlm/'):
-        finetune_dir(tmp_path)
 
 
 def test_plot_and_table_with_several_tasks_architectures_and_an_undefined_metric(curve_out, tmp_path):
