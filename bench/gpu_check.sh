@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a GPU session checks, as one device call (~8 minutes on an H100):
-#   here:   bash bench/prepare_device.sh        (wheels the image lacks + the seed's benchmark)
+#   here:   bash bench/prepare_device.sh        (the wheels the image lacks)
 #   device: run(command="bash bench/gpu_check.sh", carry=[".device"], timeout_s=590)
 # A dry run of every step on this machine's CPU, with tiny sizes:  bash bench/gpu_check.sh --cpu
 #
@@ -9,7 +9,8 @@
 #   tests      pytest -m gpu (no host sync per step, CUDA graphs = eager, a compiled run);
 #              on CPU: pytest -m slow (the Inductor-compiled Learner)
 #   bench_*    python -m pretrain.bench: small eager / compiled / compiled + CUDA graphs beside
-#              the seed's step, and base 256 x 512 with gradient accumulation
+#              the seed's step (pretrain/bench_seed.py, --compare-seed), and base 256 x 512 with
+#              gradient accumulation
 #   run_bf16   300 steps of `tiny` on the shipped sample corpus in bf16, whose curve must track
 #              the fp32 CPU curve in bench/results/cpu_fp32_tiny_sample.csv
 # Writes $OUT/gpu_check.json (every step's status and time, every benchmark's figures, the curve
@@ -25,7 +26,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PRETRAIN_PROGRESS=plain PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=$WORK/inductor
 if [ "$MODE" = gpu ]; then
   PY=python3
-  ls .device/wheels/*.whl >/dev/null 2>&1 && [ -f .device/seed_step_bench.py ] || {
+  ls .device/wheels/*.whl >/dev/null 2>&1 || {
     echo "error: .device/ missing: run bench/prepare_device.sh here and carry [\".device\"]"; exit 2; }
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/wheels/*.whl \
     || { echo "error: the wheels in .device/wheels did not install"; exit 2; }
@@ -37,9 +38,8 @@ if [ "$MODE" = gpu ]; then
   TESTS="-m gpu tests/test_gpu.py"
 else
   PY=.venv/bin/python
-  export SMOKE=1  # the seed's benchmark on CPU
   DEV=cpu; RUN_STEPS=30; PRECISION=fp32; SLOW=4  # Inductor compiles C++ for minutes on 2 cores
-  # the seed's benchmark knows small and base only; compiling small takes minutes on CPU: tiny
+  # compiling small takes minutes on CPU: tiny
   EAGER="--size small --bs 4 --max_length 32 --steps 2 --warmup 1 --compare-seed"
   COMPILED="--size tiny --bs 8 --max_length 32 --steps 2 --warmup 1 --vocab_size 3000"
   CUDAGRAPHS="$COMPILED --compile reduce-overhead"

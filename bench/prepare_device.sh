@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Run here, before a device call: fetch the wheels the GPU image lacks (bench/device_packages.txt,
-# at this .venv's versions, for the image's Python 3.12 on x86-64) into .device/wheels, and copy
-# the seed's step benchmark beside them (../shared does not travel). .device/ is ignored by git;
-# the device call carries it:  run(command="bash bench/gpu_check.sh", carry=[".device"])
+# at this .venv's versions, for the image's Python 3.12 on x86-64) into .device/wheels. The seed's
+# step (pretrain/bench_seed.py) travels with the tree. .device/ is ignored by git; the device
+# call carries it:  run(command="bash bench/gpu_check.sh", carry=[".device"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/pip ] || { echo "error: no .venv here; run the README's install command first" >&2; exit 2; }
-[ -f ../shared/bench/seed_step_bench.py ] || { echo "error: ../shared/bench/seed_step_bench.py not found beside the checkout" >&2; exit 2; }
 names=$(grep -v '^#' bench/device_packages.txt | tr '\n' '|' | sed 's/|$//')
 pins=$(.venv/bin/pip freeze 2>/dev/null | grep -iE "^($names)==" || true)
 [ "$(echo "$pins" | grep -c .)" = "$(grep -vc '^#' bench/device_packages.txt)" ] || {
@@ -17,5 +16,4 @@ if ! log=$(python3 -m pip download --no-deps --only-binary=:all: --python-versio
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .device/wheels $pins 2>&1); then
   echo "$log" | grep -v "is ignored: it is neither" >&2; echo "error: pip could not fetch the wheels above" >&2; exit 2
 fi
-cp ../shared/bench/seed_step_bench.py .device/
 echo "ready: $(ls .device/wheels | wc -l) wheels, $(du -sh .device | cut -f1) in .device/ (the call's limit is 64 MiB with the tree)"

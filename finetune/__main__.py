@@ -50,69 +50,80 @@ def true_or_false(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options in four groups (model, task data, recipe, run), each help ending in its default."""
     from .benchmarks import GLUE_FILES, JGLUE_FILES
     from .data import GLUE_TASKS, JGLUE_TASKS, TASK_TYPES
     p = OneLineParser(prog='python -m finetune', description=__doc__.split('\n\n')[0])
-    p.add_argument('--model', required=True, nargs='+', metavar='MODEL',
-                   help='a local Hugging Face model directory (ELECTRA or BERT, with tokenizer); with --checkpoints: '
-                        'pre-training runs (a checkpoint directory, DIR/RUN_NAME, or a run name in checkpoints/pretrain)')
+    model = p.add_argument_group('model')
+    model.add_argument('--model', required=True, nargs='+', metavar='MODEL',
+                       help='a local Hugging Face model directory (ELECTRA or BERT, with tokenizer), e.g. an '
+                            'export\'s discriminator/; with --checkpoints: pre-training runs (a checkpoint directory, '
+                            'DIR/RUN_NAME, or a run name in checkpoints/pretrain) (required)')
+    model.add_argument('--compare_random', action='store_true',
+                       help='also fine-tune the same architecture from a random initialisation (not with '
+                            '--checkpoints: the curve always does) (default: off)')
     curve = p.add_argument_group('the downstream curve of pre-training runs')
     curve.add_argument('--checkpoints', metavar='all|LIST',
                        help='fine-tune these checkpoints of each --model run: all (by step), or steps, tags or file '
                             'names separated by commas; random init is always part of the curve, so --compare_random '
-                            'is refused here')
+                            'is refused here (default: none, --model is a model directory)')
     curve.add_argument('--tokenizer', help="with --checkpoints: the runs' tokenizer, when the path their config records "
                                            "has moved (default: the run's)")
-    src = p.add_argument_group('task: local files, a benchmark directory, or a hub task')
+    src = p.add_argument_group('task data: local files, a benchmark directory, or a hub task (give one)')
     src.add_argument('--train', help='training file: .tsv / .csv with a header line, or .jsonl; '
-                                     'extractive_qa: a SQuAD-style .json')
-    src.add_argument('--dev', help='dev file, same format; the metrics are computed on it')
-    src.add_argument('--task_type', choices=TASK_TYPES, help='needed with --train/--dev')
+                                     'extractive_qa: a SQuAD-style .json (default: none)')
+    src.add_argument('--dev', help='dev file, same format; the metrics are computed on it (default: none)')
+    src.add_argument('--task_type', choices=TASK_TYPES, help='needed with --train/--dev (default: none)')
     src.add_argument('--text_a', default=None,
                      help='column of the (first) text (default: text_a; multiple_choice: question)')
-    src.add_argument('--text_b', default=None, help='column of the second text, for sentence-pair tasks')
-    src.add_argument('--label', default='label', help='label column (default: label); multiple_choice: the '
-                                                      'index of the right option')
+    src.add_argument('--text_b', default=None, help='column of the second text, for sentence-pair tasks '
+                                                    '(default: none, single sentences)')
+    src.add_argument('--label', default='label', help='label column; multiple_choice: the index of the right '
+                                                      'option (default: label)')
     src.add_argument('--choices', default='choice', help='multiple_choice: prefix of the option columns '
                                                          '(default: choice, i.e. choice0, choice1 ...)')
     src.add_argument('--name', help='task name in the results (default: the training file\'s directory name)')
     src.add_argument('--metric', help='headline metric: accuracy, f1, mcc (classification), spearman, pearson '
-                                      '(regression), exact_match, f1 (extractive_qa)')
+                                      '(regression), exact_match, f1 (extractive_qa) (default: a benchmark task\'s '
+                                      'own; else accuracy, spearman or exact_match)')
     src.add_argument('--jglue_dir', help='the JGLUE repository (or its datasets/ folder) as downloaded; '
-                                         'with --task')
-    src.add_argument('--glue_dir', help='the GLUE data folder (CoLA/, SST-2/, MRPC/ ...) as downloaded; with --task')
+                                         'with --task (default: none)')
+    src.add_argument('--glue_dir', help='the GLUE data folder (CoLA/, SST-2/, MRPC/ ...) as downloaded; with --task '
+                                        '(default: none)')
     src.add_argument('--task', help=f"with --jglue_dir: {', '.join(JGLUE_FILES)} or all; with --glue_dir: "
-                                    f"{', '.join(GLUE_FILES)} or all")
-    src.add_argument('--glue', choices=sorted(GLUE_TASKS), help='a GLUE task from the hub (needs the network)')
-    src.add_argument('--jglue', choices=sorted(JGLUE_TASKS), help='a JGLUE task from the hub (needs the network)')
-    hp = p.add_argument_group('recipe (defaults: ELECTRA\'s fine-tuning)')
-    hp.add_argument('--seeds', type=int, default=3, help='number of runs per init, seeds 0..N-1 (default 3)')
+                                    f"{', '.join(GLUE_FILES)} or all (default: none)")
+    src.add_argument('--glue', choices=sorted(GLUE_TASKS), help='a GLUE task from the hub (needs the network; '
+                                                                'default: none)')
+    src.add_argument('--jglue', choices=sorted(JGLUE_TASKS), help='a JGLUE task from the hub (needs the network; '
+                                                                  'default: none)')
+    src.add_argument('--max_length', type=int, help='tokens per input (default: the task\'s: 128; 512 for '
+                                                    'extractive QA; JGLUE\'s per task; at most the model\'s)')
+    src.add_argument('--double_unordered', type=true_or_false, default=True, metavar='true|false',
+                     help='train symmetric pair tasks (MRPC, STS-B, JSTS) on both sentence orders (default: true)')
+    src.add_argument('--doc_stride', type=int, default=128, help='extractive QA: tokens between context windows '
+                                                                 '(default: 128)')
+    src.add_argument('--train_per_class', type=int, metavar='N',
+                     help='classification: train on a seeded subsample of at most N examples per class (the same '
+                          'for every init and seed); the dev set is unchanged (default: all examples)')
+    hp = p.add_argument_group('recipe: schedule and optimisation (defaults: ELECTRA\'s fine-tuning)')
     hp.add_argument('--epochs', type=int, help='default: the task\'s (3; 10 for RTE, STS-B and JSTS; 2 for '
                                                'extractive QA)')
     hp.add_argument('--lr', type=float, help='peak learning rate (default by hidden size: 3e-4 / 1e-4 / 5e-5)')
-    hp.add_argument('--layer_decay', type=float, help='layer-wise lr decay (default 0.8; 0.9 from 24 layers)')
-    hp.add_argument('--bs', type=int, default=32)
-    hp.add_argument('--max_length', type=int, help='tokens per input (default: the task\'s: 128; 512 for '
-                                                   'extractive QA; JGLUE\'s per task; at most the model\'s)')
-    hp.add_argument('--warmup', type=float, default=0.1, help='warmup fraction of the steps (default 0.1)')
+    hp.add_argument('--layer_decay', type=float, help='layer-wise lr decay (default: 0.8; 0.9 from 24 layers)')
+    hp.add_argument('--bs', type=int, default=32, help='examples per step (default: 32)')
+    hp.add_argument('--warmup', type=float, default=0.1, help='warmup fraction of the steps (default: 0.1)')
     hp.add_argument('--weight_decay', type=float, default=0.01,
-                    help='decoupled weight decay, never on LayerNorm weights or biases (default 0.01, Google\'s)')
-    hp.add_argument('--double_unordered', type=true_or_false, default=True, metavar='true|false',
-                    help='train symmetric pair tasks (MRPC, STS-B, JSTS) on both sentence orders (default true)')
-    hp.add_argument('--doc_stride', type=int, default=128, help='extractive QA: tokens between context windows '
-                                                                '(default 128)')
-    hp.add_argument('--qa_f1', choices=('word', 'char'), help='extractive QA\'s F1: over words (SQuAD) or '
-                                                               'characters (JGLUE\'s, for JSQuAD; its default)')
-    hp.add_argument('--train_per_class', type=int, metavar='N',
-                    help='classification: train on a seeded subsample of at most N examples per class (the same '
-                         'for every init and seed); the dev set is unchanged')
-    hp.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: cuda when available)')
-    p.add_argument('--compare_random', action='store_true',
-                   help='also fine-tune the same architecture from a random initialisation (not with --checkpoints: '
-                        'the curve always does)')
-    p.add_argument('--out', help=f'results JSON, the Markdown table beside it, written after every seed; an existing one '
-                                 f'of the same settings is continued (default: {DEFAULT_OUT_DIR}/{{task}}.json)')
-    p.add_argument('--quiet', action='store_true', help='print only the table')
+                    help='decoupled weight decay, never on LayerNorm weights or biases (default: 0.01, Google\'s)')
+    run = p.add_argument_group('run: seeds, device, output')
+    run.add_argument('--seeds', type=int, default=3, help='number of runs per init, seeds 0..N-1 (default: 3)')
+    run.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)')
+    run.add_argument('--qa_f1', choices=('word', 'char'), help='extractive QA\'s F1: over words (SQuAD) or '
+                                                                'characters (default: char for JSQuAD, JGLUE\'s; '
+                                                                'word otherwise)')
+    run.add_argument('--out', help=f'results JSON, the Markdown table beside it, written after every seed; an existing '
+                                   f'one of the same settings is continued (default: {DEFAULT_OUT_DIR}/{{task}}.json '
+                                   'under the working directory)')
+    run.add_argument('--quiet', action='store_true', help='print only the table (default: off)')
     return p
 
 

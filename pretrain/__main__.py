@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Any
 
-from .config import DEFAULTS, get_config
+from .config import BOOL_KEYS, DEFAULTS, GROUP_TITLES, INT_KEYS, KEY_GROUPS, KEY_HELP, PATH_KEYS, SIZES, get_config
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
 SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump', 'pretrain.plot', 'pretrain.inspect', 'pretrain.demo']
@@ -56,20 +56,52 @@ def run_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+LIST_KEYS = ('datas', 'save_points', 'loss_weights')
+
+
+def _show(v: Any) -> str:
+    return f'{v:,}' if isinstance(v, int) and not isinstance(v, bool) else f'{v:g}' if isinstance(v, float) else str(v)
+
+
+def default_text(key: str) -> str:
+    """The default of config key `key` as --help shows it; for the keys a size derives, the
+    value of each size (`tiny/mini/small 0.0005, base/large 0.0002`)."""
+    if DEFAULTS[key] is None and key in SIZES['tiny']:
+        by_value: dict[str, list[str]] = {}
+        for size, recipe in SIZES.items():
+            by_value.setdefault(_show(recipe[key]), []).append(size)
+        return 'by size: ' + ', '.join(f"{'/'.join(sizes)} {v}" for v, sizes in by_value.items())
+    if key == 'max_predictions':
+        return 'int((mask_prob + 0.005) * max_length), 19 at 0.15 and 128'
+    return str(DEFAULTS[key])
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for key, default in DEFAULTS.items():
-        if key in ('datas', 'save_points', 'loss_weights'):
-            parser.add_argument(f'--{key}', nargs='+', type=parse_value, help=f'default: {default}')
-        else:
-            parser.add_argument(f'--{key}', type=parse_value, help=f'default: {default}')
+    """One flag per config key, in the groups of `config.KEY_GROUPS`, each with its meaning and
+    default (a key missing from the groups still gets its flag, under "other keys")."""
+    grouped = [(GROUP_TITLES[g], [k for k in keys if k in DEFAULTS]) for g, keys in KEY_GROUPS.items()]
+    placed = {k for _, keys in grouped for k in keys}
+    grouped.append(('other keys', [k for k in DEFAULTS if k not in placed]))
+    for title, keys in grouped:
+        group = parser.add_argument_group(title) if keys else None
+        for key in keys:
+            text = f"{KEY_HELP.get(key, 'config key ' + key)} (default: {default_text(key)})".replace('%', '%%')
+            metavar = 'BOOL' if key in BOOL_KEYS else 'N' if key in INT_KEYS else 'PATH' if key in PATH_KEYS else 'V'
+            if key in LIST_KEYS:
+                group.add_argument(f'--{key}', nargs='+', type=parse_value, metavar='V', help=text)
+            else:
+                group.add_argument(f'--{key}', type=parse_value, metavar=metavar, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m pretrain', description='ELECTRA pre-training. '
-                                     '`python -m pretrain [train] --size tiny ...` trains (the default command); '
-                                     '`python -m pretrain train --help` lists every config flag.')
+                                     '`python -m pretrain [train] --size tiny ...` trains (the default command; '
+                                     'its flags follow); `python -m pretrain COMMAND --help` describes a command.')
     sub = parser.add_subparsers(dest='command', required=True)
-    train = sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow); the default command')
+    train = sub.add_parser('train', help='pre-train an ELECTRA (the notebook flow); the default command',
+                           usage='python -m pretrain [train] [--KEY VALUE ...]',
+                           description='Pre-train an ELECTRA: every config key is a flag (pretrain/config.py), '
+                                       'values read as Python literals where they parse as one.')
     add_config_flags(train)
     train.set_defaults(func=run_train)
     tok = sub.add_parser('tokenizer', help='train a WordPiece tokenizer on local corpora')
@@ -91,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith('-') and argv[0] not in ('-h', '--help')):
+    if argv[:1] in (['-h'], ['--help']):  # the commands, then the default command's flags
+        print(build_parser().format_help())
+        argv = ['train', '--help']
+    if not argv or argv[0].startswith('-'):
         argv.insert(0, 'train')
     args = build_parser().parse_args(argv)
     try:

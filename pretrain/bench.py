@@ -1,5 +1,5 @@
 """Training-step benchmark: the real step (fastai Learner, callbacks, optimizer, precision) on
-synthetic token ids, as `../shared/bench/seed_step_bench.py` measures the seed's step.
+synthetic token ids, beside the seed notebook's step on the same ids (`pretrain/bench_seed.py`).
 
     python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
         [--grad_accum K] [--out results.jsonl]
@@ -7,26 +7,28 @@ synthetic token ids, as `../shared/bench/seed_step_bench.py` measures the seed's
 Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode over one
 forward + backward on fake tensors, pretrain/flops.py), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
 and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
-step with the same sizes in a subprocess and prints the ratio. `--out` appends the figures as one
-JSON line (bench/gpu_check.sh collects them).
+step (`python -m pretrain.bench_seed`, in this repository) with the same sizes and device in a
+subprocess and prints the ratio. `--out` appends the figures as one JSON line
+(bench/gpu_check.sh collects them).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
 
-import datasets
 import numpy as np
 import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 
 from ._utils.steps import at_step_boundary, optimizer_step
+from .bench_seed import SyntheticVocab, synthetic_examples
 from .compile_step import compile_mode
 from .config import get_config
 from .get_dataloaders import get_dataloader
@@ -37,37 +39,6 @@ from .train import build_learner, resolve_precision, set_seed
 
 # dense bf16 tensor-core peaks (FLOP/s), for MFU
 PEAK_BF16 = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'A10G': 70e12}
-# ../shared beside the checkout, or the copy bench/prepare_device.sh takes to a GPU machine
-SEED_BENCH_PLACES = (REPO_ROOT.parent / 'shared' / 'bench' / 'seed_step_bench.py',
-                     REPO_ROOT / '.device' / 'seed_step_bench.py')
-
-
-class SyntheticVocab:
-    """What the pipeline needs of a tokenizer, for a vocabulary of random ids (BERT's ids for
-    the special tokens, as the seed benchmark)."""
-    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 100, 101, 102, 103
-    all_special_ids = [0, 100, 101, 102, 103]
-    name_or_path = 'synthetic'
-
-    def __init__(self, vocab_size: int = 30522):
-        self.vocab_size = vocab_size
-
-    def __len__(self) -> int:
-        return self.vocab_size
-
-    def get_vocab(self) -> dict[str, int]:
-        return {f'[{i}]': i for i in range(self.vocab_size)}
-
-
-def synthetic_examples(n: int, max_length: int, vocab_size: int, seed: int = 0) -> datasets.Dataset:
-    """`n` full-length examples [CLS] A [SEP] B [SEP] of random ids."""
-    if vocab_size <= 104:
-        raise ValueError(f"vocab_size must exceed the 104 ids kept for special tokens, got {vocab_size}")
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(104, vocab_size, size=(n, max_length), dtype=np.int32)
-    half = max_length // 2
-    ids[:, 0], ids[:, half - 1], ids[:, -1] = 101, 102, 102
-    return datasets.Dataset.from_dict({'input_ids': ids.tolist(), 'sentA_length': [half] * n})
 
 
 class StepTimer(Callback):
@@ -129,18 +100,20 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
             'warmup_s': timer.t0 - timer.t_start}
 
 
-def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, vocab_size: int) -> dict:
-    """The seed's step (../shared/bench/seed_step_bench.py --mode seed) in a subprocess."""
-    script = next((p for p in SEED_BENCH_PLACES if p.is_file()), None)
-    if script is None:
-        raise ValueError(f"{SEED_BENCH_PLACES[0]} not found: --compare-seed needs ../shared beside the checkout "
-                         f"(or its copy by bench/prepare_device.sh)")
-    out = subprocess.run([sys.executable, str(script), '--mode', 'seed', '--size', size, '--steps', str(steps),
-                          '--warmup', str(warmup), '--bs', str(bs), '--len', str(max_length), '--vocab', str(vocab_size)],
-                         capture_output=True, text=True)
+def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, vocab_size: int,
+               device: str | None = None) -> dict:
+    """The seed's step (`python -m pretrain.bench_seed`) with the same sizes, in a fresh process
+    so that neither step inherits the other's memory, compiled graphs or settings."""
+    cmd = [sys.executable, '-m', 'pretrain.bench_seed', '--size', size, '--steps', str(steps), '--warmup', str(warmup),
+           '--bs', str(bs), '--max_length', str(max_length), '--vocab_size', str(vocab_size)]
+    if device is not None:
+        cmd += ['--device', str(device)]
+    # this checkout first on the path: the command works from any directory, installed or not
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')]))}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     found = re.search(r'RESULT (\{.*\})', out.stdout)  # fastprogress' bar may end the line before it
     if out.returncode or found is None:
-        raise ValueError(f"the seed benchmark failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+        raise ValueError(f"the seed's step failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
     return json.loads(found.group(1))
 
 
@@ -159,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--static_shapes', type=lambda s: s.lower() == 'true', default=None)
     p.add_argument('--precision', default=None)
     p.add_argument('--device', default=None)
-    p.add_argument('--compare-seed', dest='compare_seed', action='store_true')
+    p.add_argument('--compare-seed', dest='compare_seed', action='store_true',
+                   help="also time the seed notebook's step (pretrain/bench_seed.py) with the same sizes")
     args = p.parse_args(argv)
     try:
         extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision),
@@ -174,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f", peak memory {r['peak_mem_gb']:.2f} GB" if r['peak_mem_gb'] is not None else '')
               + f"; warmup (incl. compile) {r['warmup_s']:.1f} s")
         if args.compare_seed:
-            s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size)
+            s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size, args.device)
             r['seed_steps_per_s'], r['ratio_to_seed'] = s['steps_per_s'], r['steps_per_s'] / s['steps_per_s']
             print(f"seed's step: {s['steps_per_s']:.2f} steps/s, {s['ms_per_step']:.1f} ms/step; "
                   f"ours / seed = {r['ratio_to_seed']:.1f}x")

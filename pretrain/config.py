@@ -130,6 +130,82 @@ DEFAULTS: dict[str, Any] = {
     'run_name': None,
 }
 
+# The groups `python -m pretrain --help` shows the keys in; every key of DEFAULTS is in exactly
+# one (tests/test_main.py checks it, so a new key needs a place here and a line in KEY_HELP).
+KEY_GROUPS: dict[str, tuple[str, ...]] = {
+    'data': ('datas', 'tokenizer', 'min_line_chars', 'split_sentences', 'max_length', 'valid_size', 'data_dir',
+             'num_proc'),
+    'model': ('size', 'objective', 'generator_size_divisor', 'mask_prob', 'max_predictions', 'electra_mask_style',
+              'exact_mask_count', 'sampling', 'gen_smooth_label', 'disc_smooth_label', 'loss_weights',
+              'init_generator', 'init_discriminator', 'freeze_layers'),
+    'schedule': ('steps', 'bs', 'lr', 'warmup_steps', 'schedule', 'adam_bias_correction', 'weight_decay', 'clip'),
+    'run': ('base_run_name', 'seed', 'run_name', 'checkpoint_dir', 'save_points', 'save_every', 'keep_last', 'resume',
+            'export', 'plot', 'log_every', 'eval_every', 'logger', 'wandb_mode', 'max_nonfinite'),
+    'speed': ('device', 'precision', 'compile', 'static_shapes', 'pad_to_max_length', 'grad_accum', 'num_workers'),
+}
+# what each group holds, as its heading says it
+GROUP_TITLES: dict[str, str] = {
+    'data': 'data: corpora, tokenizer, examples', 'model': 'model and pre-training objective',
+    'schedule': 'schedule and optimisation', 'run': 'run: name, checkpoints, logging, evaluation',
+    'speed': 'speed and memory',
+}
+# One line per key: what it means (the default is added by the command line).
+KEY_HELP: dict[str, str] = {
+    'datas': "corpora: shipped names (sample, sample_ja, sample_en, docs_ja, docs_ja_SOURCE), 'wikipedia' once "
+             "built, .txt/.jsonl/.parquet files (.gz too) or directories of them, hf:NAME[:CONFIG]",
+    'tokenizer': 'a local tokenizer directory',
+    'min_line_chars': "drop shorter lines: an int or {'ja': n, 'default': m}",
+    'split_sentences': 'split Japanese lines into sentences at 。！？',
+    'max_length': 'tokens per example',
+    'valid_size': 'hold out whole documents: at least this many examples, or a fraction; evaluated every eval_every steps',
+    'data_dir': 'where preprocessed examples are cached (a relative path: under the working directory)',
+    'num_proc': 'preprocessing processes (the default is 8 or the CPU count, whichever is less)',
+    'size': f"the recipe: {', '.join(SIZES)} (the architecture, and the defaults that say 'by size')",
+    'objective': "pre-training objective: 'electra' (generator + discriminator) or 'mlm' (masked language model only)",
+    'generator_size_divisor': "the generator's hidden size, heads and FFN are the discriminator's divided by this",
+    'mask_prob': 'fraction of the tokens masked',
+    'max_predictions': "mask slots per row on the static path (Google's max_predictions_per_seq)",
+    'electra_mask_style': "85% [MASK] / 15% kept; false: BERT's 80/10/10",
+    'exact_mask_count': "Google's fixed count of masked tokens per row; false: each token with probability mask_prob",
+    'sampling': f"how the generator's replacements are drawn: {', '.join(SAMPLINGS)}",
+    'gen_smooth_label': "label smoothing of the generator's loss: false, true (0.1) or a float",
+    'disc_smooth_label': "label smoothing of the discriminator's loss: false, true (0.1) or a float",
+    'loss_weights': 'weights of the generator and discriminator losses',
+    'init_generator': 'continued pre-training: start the generator from a local Hugging Face ELECTRA directory',
+    'init_discriminator': 'continued pre-training: start the discriminator from a local Hugging Face ELECTRA directory',
+    'freeze_layers': 'continued pre-training: freeze the lowest N layers',
+    'steps': 'optimizer steps',
+    'bs': 'examples per optimizer step',
+    'lr': 'peak learning rate',
+    'warmup_steps': 'linear warm-up steps',
+    'schedule': f"learning-rate schedule: {', '.join(SCHEDULES)}",
+    'adam_bias_correction': "standard Adam; None: true when warmup_steps < 1,000, else Google's false",
+    'weight_decay': 'decoupled weight decay (not on LayerNorm weights and biases)',
+    'clip': 'global gradient norm to clip to',
+    'base_run_name': 'run_name is {base_run_name}_{seed}',
+    'seed': 'seed of every random number generator; 0 or None draws one',
+    'run_name': 'the prefix of the run\'s files (None: {base_run_name}_{seed})',
+    'checkpoint_dir': 'where checkpoints, logs, the plot and the export go (a relative path: under the working directory)',
+    'save_points': 'checkpoint at these fractions of steps (or step counts)',
+    'save_every': 'also checkpoint every N steps ({run_name}_step{N}.pth)',
+    'keep_last': 'keep the last K of the save_every checkpoints',
+    'resume': "continue from a checkpoint path, or 'latest' of this run_name",
+    'export': 'write Hugging Face directories of both models at the end',
+    'plot': 'plot the curves to {run_name}.png at the end',
+    'log_every': 'a CSV (and W&B) row every N steps',
+    'eval_every': 'steps between held-out evaluations (None: steps // 20)',
+    'logger': "'wandb' to log to Weights & Biases too; None: the CSV log only",
+    'wandb_mode': "'online', 'offline' (no network) or 'disabled'; None: wandb's own (WANDB_MODE)",
+    'max_nonfinite': 'stop after this many consecutive non-finite losses',
+    'device': "'cpu', 'cuda', 'cuda:1' ...; None: cuda:0 when CUDA is available, else cpu",
+    'precision': f"{', '.join(PRECISIONS)}; auto: bf16 on GPUs that have it, else fp16; fp32 on CPU",
+    'compile': "torch.compile the forward: true (CUDA graphs on CUDA, Inductor's default elsewhere) or a mode name",
+    'static_shapes': 'fixed mask slots, max_length batches, no host sync in the step; None: on CUDA or with compile',
+    'pad_to_max_length': 'pad every batch to max_length',
+    'grad_accum': 'micro-batches per optimizer step (bs stays the batch per step)',
+    'num_workers': 'dataloader worker processes (the default is 3 or the CPU count, whichever is less)',
+}
+
 
 def _allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
     if value not in allowed:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .paths import REPO_ROOT, repo_path
+from .paths import repo_path
 
 # Corpora shipped with the repository, by name.
 NAMED_DATAS: dict[str, list[str]] = {
@@ -299,8 +299,9 @@ def _document_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
 
 
 def default_cache_dir() -> Path:
-    """Where `load_corpus` keeps the Arrow files of large corpora unless told otherwise."""
-    return REPO_ROOT / 'data' / 'preprocess' / 'corpus'
+    """Where `load_corpus` keeps the Arrow files of large corpora unless told otherwise: under
+    the default `data_dir`, relative to the working directory (pretrain/paths.py)."""
+    return repo_path('data/preprocess/corpus')
 
 
 def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> datasets.Dataset:

@@ -27,9 +27,9 @@ from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HT
                                     Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
 
-from .paths import REPO_ROOT
+from .paths import repo_path
 
-DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the repository; what the name 'wikipedia' loads
+DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the working directory; what the name 'wikipedia' loads
 FORMAT_VERSION = 2  # bump when the cleaning changes: cached corpora are rebuilt
 # the first six classify every page; broken_markup counts the pages (kept or empty) that lost
 # dropped_lines lines of markup residue
@@ -411,7 +411,7 @@ def _summary(stats: dict[str, Any]) -> str:
             f"{stats['broken_markup']} with broken markup ({stats['dropped_lines']} lines of it dropped)")
 
 
-def build_wiki_corpus(dump: str | Path, out_dir: str | Path = REPO_ROOT / DEFAULT_OUT, num_proc: int = 1,
+def build_wiki_corpus(dump: str | Path, out_dir: str | Path = DEFAULT_OUT, num_proc: int = 1,
                       progress: bool = True) -> dict[str, Any]:
     """Convert a MediaWiki dump into a `datasets` dataset (columns id, title, text) saved at
     `out_dir`, with stats.json holding the counts (COUNT_KEYS), the inputs and "complete".
@@ -457,7 +457,7 @@ def build_wiki_corpus(dump: str | Path, out_dir: str | Path = REPO_ROOT / DEFAUL
 
 # ---- command line -------------------------------------------------------------------------
 def run_wiki(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else REPO_ROOT / DEFAULT_OUT
+    out = args.out if args.out is not None else DEFAULT_OUT
     build_wiki_corpus(args.dump, out, args.num_proc)
     return 0
 
@@ -469,7 +469,7 @@ def add_cli(subparsers: Any) -> None:
                                                'or a directory or glob of parts) into the corpus the data name '
                                                "'wikipedia' loads.")
     parser.add_argument('dump', help='dump file, directory of dump parts, or glob')
-    parser.add_argument('--out', default=None, help=f'output directory (default: {DEFAULT_OUT} in the repository)')
+    parser.add_argument('--out', default=None, help=f'output directory (default: {DEFAULT_OUT} under the working directory)')
     parser.add_argument('--num_proc', type=int, default=min(8, os.cpu_count() or 1),
                         help='processes converting wikitext (default: %(default)s)')
     parser.set_defaults(func=run_wiki)

@@ -67,3 +67,17 @@ def tiny_mlm_run(tmp_path_factory):
     from pretrain.train import pretrain
     pretrain(c)
     return c
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """argparse's --help text as {section heading: its options, each on one line, single-spaced}."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line.startswith(' ') and line.endswith(':'):
+            current = sections.setdefault(line[:-1], [])
+        elif current is not None and line.startswith('  -'):
+            current.append(' '.join(line.split()))
+        elif current and line.startswith('   '):
+            current[-1] += ' ' + ' '.join(line.split())
+    return sections

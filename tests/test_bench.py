@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -17,3 +18,13 @@ def test_bench_cli_static(capsys):
                  '--static_shapes', 'true']) == 0
     out = capsys.readouterr().out
     assert 'static True' in out and 'steps/s' in out and 'RESULT {' in out
+
+
+def test_compare_seed_runs_the_seed_step_of_this_repository_from_any_directory(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(['--size', 'tiny', '--steps', '2', '--warmup', '1', '--vocab_size', '3000', '--device', 'cpu',
+                 '--compare-seed']) == 0
+    out = capsys.readouterr().out
+    r = json.loads(out.split('RESULT ')[-1])
+    assert "seed's step: " in out and 'ours / seed = ' in out
+    assert r['seed_steps_per_s'] > 0 and r['ratio_to_seed'] == pytest.approx(r['steps_per_s'] / r['seed_steps_per_s'])

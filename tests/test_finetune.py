@@ -268,3 +268,18 @@ def test_train_per_class(model_dir, tmp_path, count_runs, capsys):
     assert capsys.readouterr().err == ("error: --train_per_class applies to classification tasks; reg is "
                                        "regression: leave --train_per_class out for it\n")
     assert len(count_runs) == 1
+
+
+def test_help_groups_every_option_and_shows_its_default(capsys):
+    from conftest import help_sections
+    from finetune.__main__ import build_parser
+    with pytest.raises(SystemExit) as exit_:
+        main(['--help'])
+    sections = help_sections(capsys.readouterr().out)
+    assert exit_.value.code == 0 and sections.pop('options') == ['-h, --help show this help message and exit']
+    assert [title.split(':')[0] for title in sections] == ['model', 'the downstream curve of pre-training runs',
+                                                           'task data', 'recipe', 'run']
+    entries = [e for group in sections.values() for e in group]
+    flags = {s for a in build_parser()._actions for s in a.option_strings if s not in ('-h', '--help')}
+    assert sorted(e.split()[0] for e in entries) == sorted(flags)
+    assert all('default' in e or '(required)' in e for e in entries), [e for e in entries if 'default' not in e]

@@ -47,3 +47,38 @@ def test_export_and_tokenizer_refuse_a_file_as_output_dir(tmp_path, capsys):
     f.write_text('x')
     assert main(['tokenizer', '--datas', 'sample', '--out', str(f)]) == 2
     assert 'is a file' in capsys.readouterr().err
+
+
+def test_every_config_key_is_in_exactly_one_help_group_with_a_meaning():
+    from pretrain.config import DEFAULTS, GROUP_TITLES, KEY_GROUPS, KEY_HELP
+    placed = [k for keys in KEY_GROUPS.values() for k in keys]
+    assert len(placed) == len(set(placed))
+    assert set(DEFAULTS) <= set(placed)
+    assert set(placed) - set(DEFAULTS) <= {'objective'}  # placed ahead of the branch that adds it
+    assert set(KEY_HELP) == set(placed) and list(GROUP_TITLES) == list(KEY_GROUPS)
+
+
+def test_help_lists_the_commands_then_every_flag_in_its_group_with_its_default(capsys):
+    from conftest import help_sections
+    from pretrain.config import DEFAULTS, GROUP_TITLES, KEY_GROUPS
+    with pytest.raises(SystemExit) as exit_:
+        main(['--help'])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and 'inspect' in out and 'tokenizer' in out
+    sections = help_sections(out)
+    for group, keys in KEY_GROUPS.items():
+        entries = sections[GROUP_TITLES[group]]
+        assert [e.split()[0] for e in entries] == [f'--{k}' for k in keys if k in DEFAULTS]
+        assert all('(default: ' in e for e in entries)
+    assert 'other keys' not in sections
+    lr = next(e for e in sections[GROUP_TITLES['schedule']] if e.startswith('--lr '))
+    assert 'by size: tiny/mini/small 0.0005, base/large 0.0002' in lr
+
+
+def test_a_key_missing_from_the_groups_still_gets_its_flag(monkeypatch, capsys):
+    from pretrain import __main__ as cli
+    monkeypatch.setitem(cli.DEFAULTS, 'new_key', 7)
+    with pytest.raises(SystemExit):
+        main(['train', '--help'])
+    from conftest import help_sections
+    assert help_sections(capsys.readouterr().out)['other keys'] == ['--new_key V config key new_key (default: 7)']
