@@ -77,15 +77,12 @@ def default_text(key: str) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config key, in the groups of `config.KEY_GROUPS`, each with its meaning and
-    default (a key missing from the groups still gets its flag, under "other keys")."""
-    grouped = [(GROUP_TITLES[g], [k for k in keys if k in DEFAULTS]) for g, keys in KEY_GROUPS.items()]
-    placed = {k for _, keys in grouped for k in keys}
-    grouped.append(('other keys', [k for k in DEFAULTS if k not in placed]))
-    for title, keys in grouped:
-        group = parser.add_argument_group(title) if keys else None
+    """One flag per config key, in the groups of `config.KEY_GROUPS` (which place every key:
+    tests/test_main.py), each with its meaning and default."""
+    for g, keys in KEY_GROUPS.items():
+        group = parser.add_argument_group(GROUP_TITLES[g])
         for key in keys:
-            text = f"{KEY_HELP.get(key, 'config key ' + key)} (default: {default_text(key)})".replace('%', '%%')
+            text = f"{KEY_HELP[key]} (default: {default_text(key)})".replace('%', '%%')
             metavar = 'BOOL' if key in BOOL_KEYS else 'N' if key in INT_KEYS else 'PATH' if key in PATH_KEYS else 'V'
             if key in LIST_KEYS:
                 group.add_argument(f'--{key}', nargs='+', type=parse_value, metavar='V', help=text)
