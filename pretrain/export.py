@@ -11,6 +11,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 
 from .checkpoint import load_checkpoint, unwrap
 from .models import ELECTRAModel, tie_embeddings
+from .paths import remove_stale_temps, temp_sibling
 from .tokenizer import load_tokenizer, vocab_hash
 
 
@@ -59,8 +60,8 @@ def export_model(electra_model: ELECTRAModel, hf_tokenizer, out_dir: str | Path)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
-    tmp = out.with_name(out.name + '.partial')
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_sibling(out, 'partial')  # one per writer
+    remove_stale_temps(out, 'partial')
     for name in ('discriminator', 'generator'):
         getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
         hf_tokenizer.save_pretrained(str(tmp / name))
