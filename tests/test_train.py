@@ -162,3 +162,18 @@ def test_valid_size_is_checked():
     with pytest.raises(ValueError, match='valid_size must be'):
         get_config('tiny', valid_size=1.5)
     assert get_config('tiny', valid_size=100).eval_every == 15  # 300 steps // 20
+
+
+def test_a_long_line_without_sentence_breaks_is_named_when_examples_run_short(tiny_config, tokenizer, tmp_path):
+    """The issue's case (a 5 MB line, here 500 KB): one truncated example, and a message that says
+    where the tokens went instead of only "use a smaller bs"."""
+    corpus = tmp_path / 'one_line.txt'
+    corpus.write_text(' '.join(['the river carries water to the sea'] * 15000) + '\n')
+    c = tiny_config
+    c.datas = [str(corpus)]
+    with pytest.raises(ValueError, match=r"^the corpus .*one_line.txt gives 1 example\(s\) from 1 document\(s\) but one "
+                                         r"batch needs bs=8; [\d,]+ of their [\d,]+ tokens were cut off: a line is one "
+                                         r"sentence .* an example holds at most max_length=64 tokens, so a long line "
+                                         r"without breaks gives one truncated example; put one sentence per line; use a "
+                                         r"smaller bs or a bigger corpus$"):
+        preprocess(c, tokenizer)
