@@ -220,13 +220,14 @@ def test_a_directory_that_cannot_be_created(tmp_path, capsys):
     assert "cannot create data_dir '/proc/data'" in one_line_error(capsys)
 
 
+@pytest.mark.parametrize('key', ['data_dir', 'checkpoint_dir'])
 @pytest.mark.parametrize('code, reason', [(errno.EROFS, 'Read-only file system'), (errno.ENOSPC, 'No space left'),
                                           (errno.EACCES, 'Permission denied')])
-def test_an_unwritable_directory_is_one_line_before_preprocessing(tmp_path, monkeypatch, capsys, code, reason):
+def test_an_unwritable_directory_is_one_line_before_preprocessing(tmp_path, monkeypatch, capsys, key, code, reason):
     """Root writes through chmod, so the directory is made unwritable where it binds for root too:
     the module's `open` fails for files in it, as a read-only mount, a full disk or a foreign
     directory would."""
-    blocked = tmp_path / 'data'
+    blocked = tmp_path / ('data' if key == 'data_dir' else 'ckpt')
     real_open = open
 
     def refusing_open(file, *args, **kwargs):
@@ -236,10 +237,10 @@ def test_an_unwritable_directory_is_one_line_before_preprocessing(tmp_path, monk
 
     monkeypatch.setattr(run_lock, 'open', refusing_open, raising=False)
     c = config(tmp_path)
-    with pytest.raises(ValueError, match=rf"^data_dir '.*data' is not writable \({reason}.*\); make it writable or "
-                                         rf"free space on it, or give another directory \(--data_dir DIR\)$"):
+    with pytest.raises(ValueError, match=rf"^{key} '.*{blocked.name}' is not writable \({reason}.*\); make it writable "
+                                         rf"or free space on it, or give another directory \(--{key} DIR\)$"):
         pretrain(c)
     assert main(cli(c)) == 2
     assert 'is not writable' in one_line_error(capsys)
-    assert os.listdir(blocked) == []  # no probe left, nothing preprocessed
-    assert not (tmp_path / 'ckpt').exists()
+    assert os.listdir(blocked) == []  # no probe left, no lock, no log
+    assert not (tmp_path / 'data' / 'preprocess').exists()  # nothing preprocessed
