@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from _utils.quiet_transformers import quiet_transformers
 from pretrain.optim import ElectraAdam
+from pretrain.tokenizer import check_tokenizer_files, check_vocabulary
 
 
 def check_model_dir(model_dir: str | Path) -> Path:
@@ -28,13 +29,16 @@ def check_model_dir(model_dir: str | Path) -> Path:
 
 
 def load_tokenizer(model_dir: str | Path):
-    """The tokenizer saved with the model (local files only)."""
+    """The tokenizer saved with the model (local files only), its vocabulary checked against its
+    config (`pretrain.tokenizer.check_vocabulary`)."""
     p = check_model_dir(model_dir)
+    check_tokenizer_files(p, 'model directory')
     try:
         with quiet_transformers():
-            return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+            tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs
         raise ValueError(f"cannot load a tokenizer from {p}: {str(e).splitlines()[0]}") from None
+    return check_vocabulary(tok, p)  # a special token off its id would fine-tune on shifted ids
 
 
 def load_config(model_dir: str | Path):

@@ -52,7 +52,9 @@ def run_tokenizer(args: argparse.Namespace) -> int:
     from .tokenizer import build_tokenizer
     tokenizer, cached = build_tokenizer(args.datas, args.out, args.vocab_size, args.min_frequency, args.num_unused,
                                         args.japanese, args.dic, args.limit_alphabet)
-    print(f"tokenizer with {len(tokenizer)} tokens {'already in' if cached else 'saved to'} {args.out}")
+    short = (f" (fewer than --vocab_size {args.vocab_size}: the corpus has no more pieces seen --min_frequency "
+             f"{args.min_frequency} times)" if len(tokenizer) < args.vocab_size else '')
+    print(f"tokenizer with {len(tokenizer)} tokens{short} {'already in' if cached else 'saved to'} {args.out}")
     return 0
 
 

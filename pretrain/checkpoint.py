@@ -27,6 +27,7 @@ from fastai.callback.core import Callback, TrainEvalCallback
 
 from .flops import flops_per_step
 from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
+from .paths import remove_stale_temps, repo_path, temp_sibling
 from .run_dir import RunDir
 from .tokenizer import vocab_hash
 
@@ -120,7 +121,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` to `path.tmp`, fsync, then rename over `path`: a reader (or a crash) never
+    """`torch.save` to `path.{host}-{pid}.tmp` (`paths.temp_sibling`), fsync, then rename over `path`: a reader (or a crash) never
     sees a half-written checkpoint, and a failed save leaves whatever `path` held before.
 
     A write fault (full disk, read-only directory) is a one-line `CheckpointSaveError` naming
@@ -129,9 +130,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     anything replaces `path`.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + '.tmp')
+    tmp = temp_sibling(path, 'tmp')  # one per writer: two savers never share a file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path, 'tmp')  # a killed saver's
         with open(tmp, 'wb') as f:
             torch.save(obj, f)
             f.flush()
@@ -295,6 +297,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint safely (`weights_only`); a missing, truncated, foreign or code-carrying
     file is a one-line `ValueError`. A format-1 checkpoint comes back in format 2's shape."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {str(path)!r} is a directory; give one of its checkpoint files (.pth), or "
+                         f"resume 'latest' for the run's latest checkpoint in checkpoint_dir")
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     state = _read(path)
@@ -319,10 +324,38 @@ def check_compatible(state: dict[str, Any], electra_model, hf_tokenizer=None, pa
                          f"use the tokenizer of the run (config key 'tokenizer')")
 
 
+# what makes a checkpoint this run's: its name, its data stream (corpus, seed, batch, length) and its
+# length (the schedule decays to `steps`); the architecture and vocabulary are `check_compatible`'s
+RUN_IDENTITY = ('run_name', 'datas', 'steps', 'seed', 'bs', 'max_length')
+
+
+def _same_datas(a: list, b: list) -> bool:
+    """The same corpora, a path however it is written (relative or absolute)."""
+    def norm(d):
+        p = repo_path(str(d))
+        return str(p.resolve()) if p.exists() else str(d)
+    return [norm(d) for d in a] == [norm(d) for d in b]
+
+
+def check_same_run(state: dict[str, Any], c, path: str = 'checkpoint') -> None:
+    """Refuse to resume a checkpoint of another run (another run name, corpus, seed, batch,
+    length or step count than `c`), in one line naming the differences and both ways on: resume
+    with the checkpoint's own settings, or continue pre-training from its weights (export, then
+    `init_generator` / `init_discriminator`). A checkpoint without a config is not checked."""
+    saved = state.get('config') or {}
+    diffs = [f"{k} {saved[k]!r} (this run: {c[k]!r})" for k in RUN_IDENTITY
+             if k in saved and c.get(k) is not None
+             and not (_same_datas(saved[k], c[k]) if k == 'datas' else saved[k] == c[k])]
+    if diffs:
+        raise ValueError(f"{path} is a checkpoint of another run: {'; '.join(diffs)}; resume it with its own "
+                         f"settings, or continue pre-training from its weights: `python -m pretrain export {path} DIR`, "
+                         f"then --init_generator DIR/generator --init_discriminator DIR/discriminator")
+
+
 def scan_checkpoints(run_dir: str | Path, run_name: str) -> tuple[list[tuple[int, Path]], list[str]]:
     """(step, path) of the readable checkpoints of a run, oldest first, and a one-line reason for
     each `{run_name}_*.pth` skipped (damaged, foreign, or refused as unsafe). Temporary files
-    (`.pth.tmp`) are not candidates."""
+    (`.pth.{host}-{pid}.tmp`) are not candidates."""
     found, skipped = [], []
     for p in RunDir(Path(run_dir), run_name).checkpoint_files():
         try:

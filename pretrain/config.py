@@ -70,7 +70,7 @@ PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 SHORT_WARMUP = 1000
 SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
 BOOL_KEYS = ('adam_bias_correction', 'electra_mask_style', 'exact_mask_count', 'split_sentences', 'export', 'plot',
-             'pad_to_max_length', 'static_shapes')
+             'pad_to_max_length', 'static_shapes', 'overwrite')
 # torch.compile's modes; True picks one by device (pretrain/compile_step.py)
 COMPILE_MODES = (False, True, 'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 1, 'grad_accum': 1, 'save_every': 1,
@@ -109,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
     'save_every': None,             # also checkpoint every N steps ...
     'keep_last': 3,                 # ... keeping the last K of those
     'resume': None,                 # a checkpoint path, or 'latest' of this run_name
+    'overwrite': False,             # start afresh: delete this run_name's checkpoints, logs, plot and export
     'export': True,                 # Hugging Face directories of both models at the end
     'init_generator': None,         # continued pre-training: local Hugging Face ELECTRA directories
     'init_discriminator': None,
@@ -140,7 +141,7 @@ KEY_GROUPS: dict[str, tuple[str, ...]] = {
               'init_generator', 'init_discriminator', 'freeze_layers'),
     'schedule': ('steps', 'bs', 'lr', 'warmup_steps', 'schedule', 'adam_bias_correction', 'weight_decay', 'clip'),
     'run': ('base_run_name', 'seed', 'run_name', 'checkpoint_dir', 'save_points', 'save_every', 'keep_last', 'resume',
-            'export', 'plot', 'log_every', 'eval_every', 'logger', 'wandb_mode', 'max_nonfinite'),
+            'overwrite', 'export', 'plot', 'log_every', 'eval_every', 'logger', 'wandb_mode', 'max_nonfinite'),
     'speed': ('device', 'precision', 'compile', 'static_shapes', 'pad_to_max_length', 'grad_accum', 'num_workers'),
 }
 # what each group holds, as its heading says it
@@ -190,6 +191,8 @@ KEY_HELP: dict[str, str] = {
     'save_every': 'also checkpoint every N steps ({run_name}_step{N}.pth)',
     'keep_last': 'keep the last K of the save_every checkpoints',
     'resume': "continue from a checkpoint path, or 'latest' of this run_name",
+    'overwrite': "start afresh: delete this run_name's earlier checkpoints, logs, plot and export (a run whose "
+                 "name has files is refused without this or resume)",
     'export': 'write Hugging Face directories of both models at the end',
     'plot': 'plot the curves to {run_name}.png at the end',
     'log_every': 'a CSV (and W&B) row every N steps',
@@ -252,6 +255,8 @@ def validate(c: MyConfig) -> MyConfig:
             raise ValueError(f"{key} must be a number in ({low}, {high}), got {v!r}")
     if c.get('max_predictions') is not None and c.get('max_length') and c.max_predictions > c.max_length:
         raise ValueError(f"max_predictions ({c.max_predictions}) cannot exceed max_length ({c.max_length})")
+    if c.get('overwrite') and c.get('resume'):
+        raise ValueError("overwrite deletes the run's checkpoints and resume continues from them; give one of the two")
     for key in PATH_KEYS:
         if c.get(key) is not None and not isinstance(c.get(key), str):
             raise ValueError(f"{key} must be a path (a string), got {c.get(key)!r}")

@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import MyConfig, get_config, repo_path
 from .run_dir import RunDir
+from .run_lock import claim_run
 
 # What the demo changes from `get_config(size)`: the shipped corpus and its tokenizer, a held-out
 # slice, and no intermediate checkpoints (the run is short; the export is what is fine-tuned).
@@ -30,8 +31,11 @@ FINETUNE_EPOCHS = 3  # ELECTRA's fine-tuning recipe
 
 def demo_config(size: str = 'tiny', **overrides: Any) -> MyConfig:
     """`get_config(size)` with the demo's corpus, tokenizer and held-out slice, then `overrides`;
-    runs are named `demo_{size}_{seed}`, so the demos of two sizes keep their own files."""
-    return get_config(size, **{**DEMO_CONFIG, 'base_run_name': f'demo_{size}', **overrides})
+    runs are named `demo_{size}_{seed}`, so the demos of two sizes keep their own files. The
+    demo is meant to be run again: it replaces its own earlier run (`overwrite`) unless told to
+    resume it or `overwrite=False`."""
+    return get_config(size, **{**DEMO_CONFIG, 'base_run_name': f'demo_{size}',
+                               'overwrite': not overrides.get('resume'), **overrides})
 
 
 def _task_files(task_dir: str | Path) -> tuple[Path, Path]:
@@ -50,10 +54,6 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
     Returns (and writes to `{checkpoint_dir}/{run_name}_demo.json`) the held-out metrics of the
     final weights, the fine-tuning results and the time of each phase."""
     from finetune.data import load_task
-    from finetune.train import FinetuneSettings, finetune
-    from .export import finetuned_model_dir
-    from .train import pretrain
-    from .validation_cb import read_valid_log
 
     if not c.valid_size:
         raise ValueError("the demo measures held-out metrics: give valid_size (a count or a fraction)")
@@ -61,6 +61,18 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
         raise ValueError(f"seeds and epochs must be at least 1, got {seeds} and {epochs}")
     train_file, dev_file = _task_files(task_dir)  # before the long part, so a wrong path fails at once
     task = load_task(train_file, dev_file, 'classification', name=Path(task_dir).name)
+
+    # the run's name is held from pre-training to the report: a second demo cannot replace the
+    # export this one is fine-tuning
+    with claim_run(c):
+        return _pretrain_and_finetune(c, task, seeds, epochs, verbose)
+
+
+def _pretrain_and_finetune(c: MyConfig, task, seeds: int, epochs: int, verbose: bool) -> dict:
+    from finetune.train import FinetuneSettings, finetune
+    from .export import finetuned_model_dir
+    from .train import pretrain
+    from .validation_cb import read_valid_log
 
     start = time.time()
     learn = pretrain(c)

@@ -13,6 +13,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 from .checkpoint import load_checkpoint, unwrap
 from .model_card import model_card, run_facts
 from .models import ELECTRAModel, MLMModel, tie_embeddings
+from .paths import remove_stale_temps, temp_sibling
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
 FINETUNED_PARTS = ('discriminator', 'mlm')
@@ -83,8 +84,8 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
-    tmp = out.with_name(out.name + '.partial')
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_sibling(out, 'partial')  # one per writer
+    remove_stale_temps(out, 'partial')
     for name in model.PARTS:
         getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
         hf_tokenizer.save_pretrained(str(tmp / name))

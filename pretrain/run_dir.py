@@ -50,15 +50,26 @@ class RunDir:
     def demo_report(self) -> Path:
         return self.directory / f'{self.run_name}_demo.json'
 
+    @property
+    def lock(self) -> Path:
+        """`{run_name}.lock`: held (flock) by the process training the run (`run_lock.RunLock`)."""
+        return self.directory / f'{self.run_name}.lock'
+
     def checkpoint(self, tag: str) -> Path:
         """`{run_name}_{tag}.pth`, e.g. tag '6.25%' or 'step5000'."""
         return self.directory / f'{self.run_name}_{tag}.pth'
 
     def checkpoint_files(self) -> list[Path]:
-        """This run's checkpoint files (not the `.pth.tmp` of a save in progress), by name."""
+        """This run's checkpoint files (not the `.tmp` of a save in progress), by name."""
         prefix = f'{self.run_name}_'
         return sorted(p for p in self.directory.glob('*.pth')
                       if p.name.startswith(prefix) and CHECKPOINT_TAG.fullmatch(p.stem[len(self.run_name):]))
+
+    def files(self) -> list[Path]:
+        """Everything this run has written: checkpoints, both logs, the plot, the export and the
+        demo's report (what starting the run afresh, `overwrite`, deletes), those that exist."""
+        named = (self.train_csv, self.valid_csv, self.plot, self.export, self.demo_report)
+        return self.checkpoint_files() + [p for p in named if p.exists()]
 
 
 def runs_in(directory: str | Path) -> list[str]:

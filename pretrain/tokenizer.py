@@ -10,7 +10,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 
 from .config import SPECIAL_TOKENS
 from .ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
-from .paths import repo_path
+from .paths import remove_stale_temps, repo_path, temp_sibling
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 32768,
@@ -55,7 +55,9 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     one trained on the same corpora with the same settings (then it is loaded: `(tok, True)`).
 
     `japanese`: MeCab words + WordPiece (`ja_tokenizer`), else BERT pre-tokenisation. The
-    directory is written under a temporary name and renamed, so it is complete or absent.
+    directory is written under a temporary name and renamed, so it is complete or absent. A
+    `vocab_size` below the corpus's special tokens and characters (which WordPiece always keeps)
+    is a `ValueError`; a corpus too small for `vocab_size` gives fewer tokens (`len(tok)`).
     """
     import json
     import shutil
@@ -76,14 +78,22 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     if record_path.is_file() and json.loads(record_path.read_text()) == record:
         return load_tokenizer(out), True
     texts = (t for ds in corpora.values() for t in ds['text'])
-    tmp = out.with_name(out.name + '.partial')
-    shutil.rmtree(tmp, ignore_errors=True)
-    if japanese:
-        train_japanese_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused, dic=dic or 'unidic_lite',
-                                 limit_alphabet=limit_alphabet)
-    else:
-        train_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused)
-    (tmp / 'training.json').write_text(json.dumps(record, indent=1))
+    tmp = temp_sibling(out, 'partial')  # one per writer
+    remove_stale_temps(out, 'partial')
+    try:
+        if japanese:
+            trained = train_japanese_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused,
+                                               dic=dic or 'unidic_lite', limit_alphabet=limit_alphabet)
+        else:
+            trained = train_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused)
+        if len(trained) > vocab_size:  # WordPiece keeps every character it saw, whatever vocab_size says
+            raise ValueError(f"vocab_size {vocab_size} is below what this corpus needs: its special tokens and "
+                             f"characters alone make {len(trained)} tokens; give --vocab_size {len(trained)} or more"
+                             + (" or keep fewer characters with --limit_alphabet N" if japanese else ''))
+        (tmp / 'training.json').write_text(json.dumps(record, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -119,19 +129,87 @@ def batch_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
     return encode
 
 
+# the files a tokenizer directory keeps its vocabulary in (WordPiece, BPE, SentencePiece)
+VOCABULARY_FILES = ('tokenizer.json', 'vocab.txt', 'vocab.json', '*.model')
+
+
+def check_tokenizer_files(p: Path, what: str = 'tokenizer directory') -> None:
+    """A one-line `ValueError` unless directory `p` holds a vocabulary file (`VOCABULARY_FILES`):
+    transformers fails on a config without one with a message about a `NoneType` path."""
+    if not any(next(p.glob(f), None) for f in VOCABULARY_FILES):
+        held = sorted(q.name for q in p.iterdir())
+        raise ValueError(f"{what} {str(p)!r} holds no vocabulary file (tokenizer.json or vocab.txt), only "
+                         f"{', '.join(held[:4]) or 'nothing'}{' ...' if len(held) > 4 else ''}; copy the whole tokenizer "
+                         f"directory, or train one with `python -m pretrain tokenizer`")
+
+
+def _vocabulary_file(hf_tokenizer) -> tuple[dict[str, int] | None, str]:
+    """The vocabulary of the tokenizer's model alone, without the tokens its config adds
+    (token -> id), and the file it comes from; None where the tokenizer does not expose it."""
+    backend = getattr(hf_tokenizer, 'backend_tokenizer', None)
+    if backend is not None:
+        return backend.get_vocab(with_added_tokens=False), 'tokenizer.json'
+    vocab = getattr(hf_tokenizer, 'vocab', None)
+    return (dict(vocab), 'vocab.txt') if isinstance(vocab, dict) else (None, 'vocabulary')
+
+
+def check_vocabulary(hf_tokenizer, where: str | Path) -> PreTrainedTokenizerBase:
+    """`hf_tokenizer`, or a one-line `ValueError` when its vocabulary disagrees with its config:
+    a special token it declares (`[MASK]`, ...) missing from the vocabulary file or there at
+    another id than the config gives it, or token ids that are not unique and contiguous
+    (0 .. len - 1). Without this, a `[MASK]` line deleted from vocab.txt trains silently: the
+    config still maps `[MASK]` to id 4, which the file now gives to the next token, and every
+    later id is shifted by one."""
+    vocab = hf_tokenizer.get_vocab()
+    declared = {str(t): i for i, t in hf_tokenizer.added_tokens_decoder.items()}
+    for name in ('pad_token', 'unk_token', 'cls_token', 'sep_token', 'mask_token'):
+        token = getattr(hf_tokenizer, name, None)
+        if token is not None and str(token) not in vocab:
+            raise ValueError(f"tokenizer {str(where)!r} declares {name} {str(token)!r} but its vocabulary has no "
+                             f"such token; add it to the vocabulary or use the tokenizer directory as it was saved")
+        if token is not None:
+            declared.setdefault(str(token), vocab[str(token)])
+    base, file = _vocabulary_file(hf_tokenizer)
+    if base is not None:
+        by_id = {i: t for t, i in base.items()}
+        for token, i in sorted(declared.items(), key=lambda kv: kv[1]):
+            if token in base and base[token] != i:
+                raise ValueError(f"tokenizer {str(where)!r}: its config gives special token {token!r} id {i} but "
+                                 f"{file} has it at id {base[token]}; use the tokenizer directory as it was saved")
+            if token not in base and i in by_id:
+                line = f" (line {i + 1})" if file == 'vocab.txt' else ''
+                raise ValueError(f"tokenizer {str(where)!r}: its config gives special token {token!r} id {i} but "
+                                 f"{file} has no {token!r} and gives id {i} to {by_id[i]!r}, so every later id is "
+                                 f"shifted; put {token!r} back in {file}{line} or use the tokenizer as it was saved")
+    ids = sorted(vocab.values())
+    if len(set(ids)) != len(ids) or ids != list(range(len(ids))):
+        shared = next((i for i, j in zip(ids, ids[1:]) if i == j), None)
+        gap = next((n for n, i in enumerate(sorted(set(ids))) if n != i), None)
+        why = (f"id {shared} belongs to {sorted(t for t, i in vocab.items() if i == shared)}" if shared is not None
+               else f"no token has id {gap}" if gap is not None else f"ids run past {len(ids) - 1}")
+        raise ValueError(f"tokenizer {str(where)!r} has token ids that are not unique and contiguous ({why}); "
+                         f"use the tokenizer directory as it was saved, or train one with `python -m pretrain tokenizer`")
+    return hf_tokenizer
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """A tokenizer from a local directory (ours, or a copy of e.g. google/electra-small-generator).
 
-    Never touches the network. Raises `ValueError` when the directory is missing or lacks a
-    token needed by ELECTRA ([PAD], [CLS], [SEP], [MASK]).
+    Never touches the network. Raises `ValueError` when the path is missing or a file, holds no
+    vocabulary, lacks a token needed by ELECTRA ([PAD], [CLS], [SEP], [MASK]), or its
+    vocabulary disagrees with its config (`check_vocabulary`).
     """
     p = repo_path(path)
+    if p.is_file():
+        raise ValueError(f"tokenizer {str(path)!r} is a file; point `tokenizer` at the directory that holds it "
+                         f"({str(p.parent)!r}) with its vocabulary and config")
     if not p.is_dir():
         raise ValueError(f"tokenizer directory {str(path)!r} does not exist; train one with "
                          f"`python -m pretrain tokenizer` or point `tokenizer` at a local copy")
     if not any((p / f).is_file() for f in ('tokenizer.json', 'vocab.txt', 'tokenizer_config.json')):
         raise ValueError(f"tokenizer directory {str(path)!r} holds no tokenizer.json, vocab.txt or "
                          f"tokenizer_config.json; point `tokenizer` at a saved tokenizer")
+    check_tokenizer_files(p)
     try:
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs
@@ -139,7 +217,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     missing = [name for name in ('pad_token', 'cls_token', 'sep_token', 'mask_token') if getattr(tok, name + '_id') is None]
     if missing:
         raise ValueError(f"tokenizer at {str(p)!r} lacks {', '.join(missing)}; ELECTRA needs [PAD], [CLS], [SEP] and [MASK]")
-    return tok
+    return check_vocabulary(tok, p)
 
 
 KANA = re.compile('[\u3040-\u30ff]')

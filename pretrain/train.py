@@ -12,7 +12,7 @@ from _utils.gradient_clipping import GradientClipping
 from ._utils.electra_dataprocessor import ELECTRADataProcessor
 from ._utils.run_steps import RunSteps
 from ._utils.steps import optimizer_step
-from .checkpoint import find_resume, load_checkpoint, resume, unwrap
+from .checkpoint import check_same_run, find_resume, load_checkpoint, resume, unwrap
 from .compile_step import compile_model
 from .config import SIZES, MyConfig, electra_configs, repo_path, resolve
 from .corpus import data_cache_name, load_corpus
@@ -29,6 +29,7 @@ from .optim import get_optim
 from .plot import plot_run
 from .progress import replace_progress
 from .run_dir import RunDir
+from .run_lock import claim_run
 from .rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
 from .scheduler import get_scheduler
 from .tokenizer import load_tokenizer, vocab_hash
@@ -39,9 +40,10 @@ def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datase
     """Examples for every corpus in `c.datas`, concatenated (columns `input_ids`,
     `sentA_length`, `doc_id`). Each corpus is cached at
     `{data_dir}/preprocess/{name}_{docs}_{max_length}/electra.arrow` and reused; a large text
-    corpus is first streamed into `{data_dir}/preprocess/corpus/` (`load_corpus`)."""
+    corpus is first streamed into `{data_dir}/preprocess/corpus/` (`load_corpus`). Fewer examples
+    than one batch is a `ValueError` saying where the tokens went (`check_enough_examples`)."""
     c = resolve(c)
-    dsets = []
+    dsets, n_docs, stats = [], 0, {}
     for data in c.datas:
         docs = load_corpus(data, cache_dir=repo_path(c.data_dir) / 'preprocess' / 'corpus')
         cache = repo_path(c.data_dir) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
@@ -49,7 +51,32 @@ def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datase
                                          min_line_chars=c.min_line_chars, seed=c.seed,
                                          split_sentences=c.split_sentences)
         dsets.append(processor.map(cache_file_name=str(cache), num_proc=num_proc or c.num_proc))
-    return datasets.concatenate_datasets(dsets) if len(dsets) > 1 else dsets[0]
+        n_docs += len(docs)
+        for k, v in (processor.stats or {}).items():
+            stats[k] = stats.get(k, 0) + v
+    dset = datasets.concatenate_datasets(dsets) if len(dsets) > 1 else dsets[0]
+    check_enough_examples(len(dset), n_docs, stats, c)
+    return dset
+
+
+def check_enough_examples(n_examples: int, n_docs: int, stats: dict[str, int], c: MyConfig) -> None:
+    """A one-line `ValueError` when the corpora give fewer examples than one batch, saying where
+    the tokens went (`stats`: the processors' token counts): an example holds at most
+    `max_length` tokens and a line is one sentence, so a long line without breaks is one
+    truncated example."""
+    if n_examples >= c.bs:
+        return
+    kept, cut, dropped = (stats.get(k, 0) for k in ('kept_tokens', 'truncated_tokens', 'filtered_tokens'))
+    total = kept + cut + dropped
+    why = ''
+    if cut > total / 2:
+        why = (f"; {cut:,} of their {total:,} tokens were cut off: a line is one sentence (Japanese ones are split at "
+               f"。！？) and an example holds at most max_length={c.max_length} tokens, so a long line without breaks "
+               f"gives one truncated example; put one sentence per line")
+    elif dropped > total / 2:
+        why = f"; {dropped:,} of their {total:,} tokens were in lines shorter than min_line_chars={c.min_line_chars!r}"
+    raise ValueError(f"the corpus {', '.join(map(str, c.datas))} gives {n_examples} example(s) from {n_docs} "
+                     f"document(s) but one batch needs bs={c.bs}{why}; use a smaller bs or a bigger corpus")
 
 
 def resolve_precision(c: MyConfig) -> str:
@@ -169,12 +196,16 @@ def pretrain(c: MyConfig) -> Learner | None:
     c = resolve(c)
     check_device(c)
     rank, world = init_distributed(c)
+    run_lock = None
     try:
+        # before any work: writable directories, one process per run name, earlier files kept unless asked
+        run_lock = claim_run(c, rank)
         hf_tokenizer = load_tokenizer(c.tokenizer)
         resume_from = resume_state = None
         if c.resume:  # before the data work, so a wrong path fails at once
             resume_from = find_resume(c.resume, repo_path(c.checkpoint_dir), c.run_name)
             resume_state = load_checkpoint(resume_from)
+            check_same_run(resume_state, c, str(resume_from))
             if resume_state['step'] > c.steps:
                 raise ValueError(f"{resume_from} is at step {resume_state['step']} but the run has steps={c.steps}; "
                                  f"give the run's steps (or more)")
@@ -207,4 +238,6 @@ def pretrain(c: MyConfig) -> Learner | None:
             print(f"curves plotted to {plot_run(RunDir.from_config(c).train_csv)}")
         return learn
     finally:
+        if run_lock is not None:
+            run_lock.release()
         teardown()

@@ -90,8 +90,12 @@ def test_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, str(REPO / 'tests' / 'save_crash_driver.py'), str(tmp_path)],
                             cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / 'ckpt'
-    stalled = ckpt / 'vanilla_11081_step12.pth.tmp'  # not an earlier save's own brief .tmp
-    wait_for(stalled.exists, proc)
+
+    def stalled_save():  # the step-12 save's temporary file, not an earlier save's own brief one
+        return next(ckpt.glob('vanilla_11081_step12.pth.*.tmp'), None)
+    wait_for(lambda: stalled_save() is not None, proc)
+    stalled = stalled_save()
+    assert stalled.name.endswith(f'-{proc.pid}.tmp')  # named by its writer
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     latest = find_resume('latest', ckpt, 'vanilla_11081')
@@ -99,15 +103,17 @@ def test_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
     assert load_checkpoint(latest)['step'] == 8
     with pytest.raises(ValueError, match='cannot be read'):
         load_checkpoint(stalled)
-    c = tiny(tmp_path, 'ckpt', steps=10, resume='latest', save_every=None, data_dir=str(tmp_path / 'data'))
-    assert pretrain(c).train_iter == 10
+    # the killed run's own settings (a resume of another step count is refused)
+    c = tiny(tmp_path, 'ckpt', steps=40, resume='latest', save_every=None, data_dir=str(tmp_path / 'data'))
+    assert pretrain(c).train_iter == 40
 
 
 def test_a_checkpoint_of_another_model_or_vocabulary_is_refused(tmp_path):
     c = tiny(tmp_path, 'run', steps=2, save_every=None)
     pretrain(c)
-    path = str(Path(c.checkpoint_dir) / f'{c.run_name}_100.0%.pth')
-    other = tiny(tmp_path, 'other', steps=4, save_every=None, size='small', bs=4, max_length=64, resume=path)
+    path = str(Path(c.checkpoint_dir) / f'{c.run_name}_50.0%.pth')  # mid-run: there is something to resume
+    # the run's name, data and length, another architecture
+    other = tiny(tmp_path, 'other', steps=2, save_every=None, size='small', max_length=64, resume=path)
     with pytest.raises(ValueError, match='was made for another model .*discriminator.hidden_size: checkpoint 32 vs config 256'):
         pretrain(other)
 
@@ -116,7 +122,7 @@ def test_a_checkpoint_of_another_model_or_vocabulary_is_refused(tmp_path):
     texts = load_corpus('sample')['text']
     tok_dir = tmp_path / 'tok'
     train_tokenizer(texts, tok_dir, vocab_size=4000, min_frequency=3, num_unused=10)
-    mismatched = tiny(tmp_path, 'other2', steps=4, save_every=None, tokenizer=str(tok_dir), resume=path)
+    mismatched = tiny(tmp_path, 'other2', steps=2, save_every=None, tokenizer=str(tok_dir), resume=path)
     with pytest.raises(ValueError, match='another (model|vocabulary)'):
         pretrain(mismatched)
 
@@ -156,8 +162,46 @@ def test_resume_of_a_finished_run_or_past_the_end(tmp_path, capsys):
     assert pretrain(c) is None
     assert 'already finished at step 4' in capsys.readouterr().out
     shorter = tiny(tmp_path, 'done', steps=2, resume=str(path))
-    with pytest.raises(ValueError, match='is at step 4 but the run has steps=2'):
+    with pytest.raises(ValueError, match=r'is a checkpoint of another run: steps 4 \(this run: 2\)'):
         pretrain(shorter)
+
+
+def test_a_checkpoint_of_another_run_is_refused_before_any_work(tiny_run, tmp_path, capsys):
+    """The issue's case: `--base_run_name other --resume base_..._50.0%.pth` with another corpus and
+    step count, refused in one line that names the differences and both ways on."""
+    path = Path(tiny_run.checkpoint_dir) / f'{tiny_run.run_name}_50.0%.pth'
+    other = tiny(tmp_path, 'ckpt', base_run_name='other', datas=['sample_en'], steps=50, bs=8, resume=str(path))
+    with pytest.raises(ValueError, match=r"is a checkpoint of another run: run_name 'vanilla_11081' \(this run: "
+                                         r"'other_11081'\); datas \['sample'\] \(this run: \['sample_en'\]\); steps 4 "
+                                         r"\(this run: 50\); resume it with its own settings, or continue pre-training "
+                                         r"from its weights: `python -m pretrain export .*`, then --init_generator "
+                                         r"DIR/generator --init_discriminator DIR/discriminator$"):
+        pretrain(other)
+    assert not (tmp_path / 'data' / 'preprocess').exists()  # refused before the data work
+    argv = ['--size', 'tiny', '--device', 'cpu', '--num_workers', '0', '--base_run_name', 'other', '--steps', '4',
+            '--bs', '8', '--resume', str(path), '--data_dir', str(tmp_path / 'data'), '--checkpoint_dir',
+            str(tmp_path / 'ckpt')]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert '\n' not in err and "run_name 'vanilla_11081' (this run: 'other_11081')" in err and 'steps' not in err
+
+
+def test_the_same_run_is_recognised_however_its_corpus_path_is_written(tmp_path, monkeypatch):
+    from pretrain.checkpoint import check_same_run
+    monkeypatch.chdir(REPO)
+    c = tiny(tmp_path, 'ckpt', datas=[str(REPO / 'data' / 'sample' / 'en.txt')])
+    state = {'config': {**c, 'datas': ['data/sample/en.txt']}}
+    check_same_run(state, c)  # relative and absolute: the same file
+    check_same_run({'config': {}}, c)  # a checkpoint without a config is not checked
+    with pytest.raises(ValueError, match=r"seed 1 \(this run: 11081\); bs 4 \(this run: 16\)"):
+        check_same_run({'config': {**c, 'seed': 1, 'bs': 4}}, c)
+
+
+def test_resume_names_a_directory_as_one(tmp_path):
+    with pytest.raises(ValueError, match=r"checkpoint '.*' is a directory; give one of its checkpoint files \(.pth\), "
+                                         r"or resume 'latest'"):
+        load_checkpoint(tmp_path)
 
 
 # ---- safe reading (weights_only) ---------------------------------------------------------------

@@ -275,7 +275,7 @@ def test_tokenizer_command_takes_gz_paths_and_names(tmp_path, capsys):
     from pretrain.__main__ import main
     f = tmp_path / 'c.txt.gz'
     f.write_bytes(gzip.compress(('the cat sat on the mat.\nthe dog sat too.\n\n' * 20).encode()))
-    assert main(['tokenizer', '--datas', str(f), 'docs_ja_kicad', '--out', str(tmp_path / 'tok'), '--vocab_size', '300']) == 0
+    assert main(['tokenizer', '--datas', str(f), 'docs_ja_kicad', '--out', str(tmp_path / 'tok'), '--vocab_size', '1000']) == 0
     assert 'saved to' in capsys.readouterr().out
     assert (tmp_path / 'tok' / 'tokenizer.json').is_file()
 

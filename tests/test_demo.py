@@ -44,12 +44,19 @@ def test_the_recipe_learns(tmp_path):
 
 def test_demo_command_end_to_end(tmp_path, capsys):
     task = small_task(tmp_path)
+    (tmp_path / 'ckpt').mkdir()
+    earlier = [tmp_path / 'ckpt' / name for name in ('demo_tiny_11081.csv', 'demo_tiny_11081_demo.json',
+                                                       'demo_tiny_11081_step6.pth')]
+    for f in earlier:  # an earlier demo's files: the demo is meant to be run again, and replaces them
+        f.write_text('earlier demo')
     code = main(['demo', '--size', 'tiny', '--datas', 'docs_ja_kicad', '--steps', '6', '--bs', '8', '--valid_size', '16',
                  '--num_workers', '0', '--num_proc', '1', '--device', 'cpu', '--plot', 'false',
                  '--data_dir', str(tmp_path / 'data'), '--checkpoint_dir', str(tmp_path / 'ckpt'),
                  '--task', str(task), '--seeds', '1', '--epochs', '1', '--quiet'])
     out = capsys.readouterr().out
     assert code == 0
+    assert "overwrite: deleted run demo_tiny_11081's earlier files" in out
+    assert not earlier[2].exists() and earlier[0].read_text() != 'earlier demo'
     assert 'discriminator ROC-AUC' in out and 'pre-trained' in out and 'random init' in out and 'gain' in out
     result = json.loads((tmp_path / 'ckpt' / 'demo_tiny_11081_demo.json').read_text())
     assert result['steps'] == 6 and result['task'] == 'task' and result['n_train'] == 48
@@ -61,6 +68,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
 def test_demo_defaults_are_the_shipped_corpus_and_tokenizer():
     c = demo_config('tiny')
     assert c.datas == ['docs_ja'] and c.tokenizer == 'data/docs_ja/tokenizer' and c.valid_size
+    assert c.overwrite and not demo_config('tiny', resume='latest').overwrite  # a rerun replaces its own run
     assert (c.run_name, demo_config('mini').run_name) == ('demo_tiny_11081', 'demo_mini_11081')
     assert demo_config('tiny', datas=['sample'], valid_size=10).datas == ['sample']
 
@@ -75,3 +83,13 @@ def test_bad_demo_inputs_fail_before_training(args, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith(message) and '\n' not in err
     assert not (tmp_path / 'ckpt').exists()  # nothing trained
+
+
+def test_a_demo_told_not_to_overwrite_keeps_the_earlier_demo(tmp_path, capsys):
+    (tmp_path / 'ckpt').mkdir()
+    (tmp_path / 'ckpt' / 'demo_tiny_11081.csv').write_text('earlier demo')
+    code = main(['demo', '--size', 'tiny', '--device', 'cpu', '--overwrite', 'false', '--data_dir', str(tmp_path / 'data'),
+                 '--checkpoint_dir', str(tmp_path / 'ckpt')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: run demo_tiny_11081 already has files") and '\n' not in err
+    assert (tmp_path / 'ckpt' / 'demo_tiny_11081.csv').read_text() == 'earlier demo'

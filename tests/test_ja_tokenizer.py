@@ -269,7 +269,7 @@ def test_data_processor_num_proc_2_matches_slow_path(ja_tok, monkeypatch):
 # ---- command line and benchmark ----------------------------------------------------------------
 def test_cli_trains_japanese_tokenizer(tmp_path, capsys):
     out = tmp_path / 'cli'
-    assert main(['tokenizer', '--datas', 'sample_ja', '--out', str(out), '--japanese', '--vocab_size', '500',
+    assert main(['tokenizer', '--datas', 'sample_ja', '--out', str(out), '--japanese', '--vocab_size', '2000',
                  '--num_unused', '2']) == 0
     tok = load_tokenizer(out)
     assert isinstance(tok, BertJapaneseTokenizer) and tok.convert_tokens_to_ids('[unused1]') == 6

@@ -143,3 +143,100 @@ def test_load_tokenizer_without_mask_token(trained, tmp_path):
     no_mask.save_pretrained(str(tmp_path / 'nomask'))
     with pytest.raises(ValueError, match='mask_token'):
         load_tokenizer(tmp_path / 'nomask')
+
+
+# ---- vocabularies checked against their config ------------------------------------------------
+def edited_copy(tmp_path, edit, source='data/docs_ja/tokenizer', name='tok'):
+    """A copy of a shipped tokenizer directory with `edit(directory)` applied."""
+    import shutil
+    from pretrain.paths import repo_path
+    d = tmp_path / name
+    shutil.copytree(repo_path(source), d)
+    edit(d)
+    return d
+
+
+def without_mask_line(d):
+    lines = (d / 'vocab.txt').read_text(encoding='utf-8').splitlines()
+    (d / 'vocab.txt').write_text('\n'.join(t for t in lines if t != '[MASK]') + '\n', encoding='utf-8')
+
+
+NO_MASK = (r"its config gives special token '\[MASK\]' id 4 but vocab.txt has no '\[MASK\]' and gives id 4 to '!', "
+           r"so every later id is shifted; put '\[MASK\]' back in vocab.txt \(line 5\)")
+
+
+def test_a_vocabulary_without_mask_is_refused_wherever_a_tokenizer_is_loaded(tmp_path, tiny_run, finetune_model_dir):
+    """The issue's case: the [MASK] line deleted from vocab.txt, its config still declaring [MASK]
+    (id 4): transformers gives id 4 to both [MASK] and '!' and shifts every later token."""
+    import shutil
+    from finetune.model import load_tokenizer as finetune_tokenizer
+    from pretrain.config import get_config
+    from pretrain.export import export
+    from pretrain.inspect import inspect_run
+    from pretrain.train import pretrain
+    broken = edited_copy(tmp_path, without_mask_line)
+    with pytest.raises(ValueError, match=NO_MASK):
+        load_tokenizer(broken)
+    c = get_config('tiny', tokenizer=str(broken), steps=4, bs=8, num_workers=0, num_proc=1, device='cpu',
+                   data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
+    with pytest.raises(ValueError, match=NO_MASK):
+        pretrain(c)
+    assert not (tmp_path / 'data' / 'preprocess').exists()  # before any preprocessing
+    ckpt = f"{tiny_run.checkpoint_dir}/{tiny_run.run_name}_100.0%.pth"
+    with pytest.raises(ValueError, match=NO_MASK):
+        export(ckpt, tmp_path / 'out', tokenizer=broken)
+    with pytest.raises(ValueError, match=r"no tokenizer for .*: tokenizer .*: its config gives special token '\[MASK\]'"):
+        inspect_run(ckpt, tokenizer=broken)
+    model_dir = tmp_path / 'model'
+    model_dir.mkdir()
+    shutil.copy(finetune_model_dir / 'config.json', model_dir)
+    for f in broken.iterdir():
+        shutil.copy(f, model_dir)
+    with pytest.raises(ValueError, match=NO_MASK):
+        finetune_tokenizer(model_dir)
+
+
+def test_a_special_token_at_another_id_than_its_config_says(tmp_path):
+    def swap(d):
+        lines = (d / 'vocab.txt').read_text(encoding='utf-8').splitlines()
+        lines[4], lines[5] = lines[5], lines[4]  # [MASK] and '!'
+        (d / 'vocab.txt').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    with pytest.raises(ValueError, match=r"its config gives special token '\[MASK\]' id 4 but vocab.txt has it at id 5"):
+        load_tokenizer(edited_copy(tmp_path, swap))
+
+
+def test_token_ids_must_be_unique_and_contiguous(tmp_path):
+    import json
+
+    def drop_id_100(d):
+        j = json.loads((d / 'tokenizer.json').read_text(encoding='utf-8'))
+        vocab = j['model']['vocab']
+        del vocab[next(t for t, i in vocab.items() if i == 100)]
+        (d / 'tokenizer.json').write_text(json.dumps(j), encoding='utf-8')
+    with pytest.raises(ValueError, match=r"has token ids that are not unique and contiguous \(no token has id 100\)"):
+        load_tokenizer(edited_copy(tmp_path, drop_id_100, source='data/sample/tokenizer'))
+
+
+def test_a_tokenizer_without_its_vocabulary_or_given_as_a_file(tmp_path):
+    no_vocab = edited_copy(tmp_path, lambda d: (d / 'vocab.txt').unlink())
+    with pytest.raises(ValueError, match=r"^tokenizer directory '.*tok' holds no vocabulary file \(tokenizer.json or "
+                                         r"vocab.txt\), only special_tokens_map.json, tokenizer_config.json, training.json; "
+                                         r"copy the whole tokenizer directory"):
+        load_tokenizer(no_vocab)
+    with pytest.raises(ValueError, match=r"^tokenizer 'data/sample/tokenizer/tokenizer.json' is a file; point `tokenizer` "
+                                         r"at the directory that holds it"):
+        load_tokenizer('data/sample/tokenizer/tokenizer.json')
+
+
+def test_a_vocab_size_the_corpus_cannot_honour_is_refused(tmp_path, capsys):
+    from pretrain.__main__ import main
+    from pretrain.tokenizer import build_tokenizer
+    out = tmp_path / 'tok'
+    with pytest.raises(ValueError, match=r"^vocab_size 10 is below what this corpus needs: its special tokens and "
+                                         r"characters alone make (\d+) tokens; give --vocab_size \1 or more$"):
+        build_tokenizer(['sample'], out, vocab_size=10)
+    assert list(tmp_path.iterdir()) == []  # neither the tokenizer nor its temporary directory
+    assert main(['tokenizer', '--datas', 'sample', '--out', str(out), '--vocab_size', '5000']) == 0
+    printed = capsys.readouterr().out
+    n = len(load_tokenizer(out))
+    assert n < 5000 and f"tokenizer with {n} tokens (fewer than --vocab_size 5000: the corpus has no more pieces" in printed

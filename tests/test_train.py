@@ -197,8 +197,23 @@ def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path
 def test_a_checkpoint_of_the_other_objective_is_refused(tiny_mlm_run, tmp_path):
     from pretrain.run_dir import RunDir
     from pretrain.config import get_config
-    c = get_config('tiny', steps=4, bs=8, num_workers=0, num_proc=1, device='cpu', export=False,
+    c = get_config('tiny', base_run_name='mlm', steps=4, bs=8, num_workers=0, num_proc=1, device='cpu', export=False,
                    data_dir=tiny_mlm_run.data_dir, checkpoint_dir=str(tmp_path / 'ckpt'),
                    resume=str(RunDir.from_config(tiny_mlm_run).checkpoint('50.0%')))
     with pytest.raises(ValueError, match="made with objective 'mlm', this run is 'electra'"):
         pretrain(c)
+
+
+def test_a_long_line_without_sentence_breaks_is_named_when_examples_run_short(tiny_config, tokenizer, tmp_path):
+    """The issue's case (a 5 MB line, here 500 KB): one truncated example, and a message that says
+    where the tokens went instead of only "use a smaller bs"."""
+    corpus = tmp_path / 'one_line.txt'
+    corpus.write_text(' '.join(['the river carries water to the sea'] * 15000) + '\n')
+    c = tiny_config
+    c.datas = [str(corpus)]
+    with pytest.raises(ValueError, match=r"^the corpus .*one_line.txt gives 1 example\(s\) from 1 document\(s\) but one "
+                                         r"batch needs bs=8; [\d,]+ of their [\d,]+ tokens were cut off: a line is one "
+                                         r"sentence .* an example holds at most max_length=64 tokens, so a long line "
+                                         r"without breaks gives one truncated example; put one sentence per line; use a "
+                                         r"smaller bs or a bigger corpus$"):
+        preprocess(c, tokenizer)

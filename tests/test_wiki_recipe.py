@@ -47,7 +47,7 @@ def test_dump_to_pretraining_each_step_cached(tmp_path, capsys):
     assert (tmp_path / 'ckpt' / 'vanilla_11081_100.0%.pth').is_file()
 
     again = []
-    for args in steps:
+    for args in steps[:2] + [train + ['--overwrite', 'true']]:  # the same run, trained afresh on the cached examples
         assert main(args) == 0
         again.append(capsys.readouterr())
     assert 'cached' in again[0].out

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
+from ..paths import remove_stale_temps, temp_sibling
 from ..sentences import split_sentences
 from ..tokenizer import batch_encoder, vocab_hash
 
@@ -251,9 +252,11 @@ class ELECTRADataProcessor:
                 return datasets.Dataset.from_file(str(path))
         meta_path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        work = path.parent / f'.{path.stem}.partial'
-        tmp = path.with_name(path.name + '.tmp')
-        shutil.rmtree(work, ignore_errors=True)
+        # one pair per writer: two runs building the same cache at once never share a file
+        work, tmp = temp_sibling(path.parent / f'.{path.stem}', 'partial'), temp_sibling(path, 'tmp')
+        remove_stale_temps(path.parent / f'.{path.stem}', 'partial')  # left by a killed run
+        remove_stale_temps(path, 'tmp')
+        shutil.rmtree(work, ignore_errors=True)  # this process's own, from an earlier failed call
         work.mkdir()
         try:
             with pa.OSFile(str(tmp), 'wb') as sink, pa.ipc.new_stream(sink, EXAMPLE_SCHEMA) as writer:
@@ -261,7 +264,8 @@ class ELECTRADataProcessor:
             with open(tmp, 'rb+') as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-            meta_path.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1))
+            tmp.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1))
+            os.replace(tmp, meta_path)  # renamed too: a reader never sees half a record
         finally:
             shutil.rmtree(work, ignore_errors=True)
             tmp.unlink(missing_ok=True)
