@@ -8,7 +8,7 @@
 #   env        versions and the GPU
 #   tests      pytest -m gpu (no host sync per step, CUDA graphs = eager, a compiled run);
 #              on CPU: pytest -m slow (the Inductor-compiled Learner)
-#   bench_*    python -m pretrain.bench: small eager / compiled / compiled + CUDA graphs beside
+#   bench_*    python -m pretrain.tools.bench: small eager / compiled / compiled + CUDA graphs beside
 #              the seed's step (pretrain/bench_seed.py, --compare-seed), and base 256 x 512 with
 #              gradient accumulation
 #   run_bf16   300 steps of `tiny` on the shipped sample corpus in bf16, whose curve must track
@@ -57,7 +57,7 @@ step() {  # step NAME SECONDS COMMAND...: run it under `timeout` (x SLOW), log i
   echo "    rc $rc, $((SECONDS - t0)) s" | tee -a "$OUT/log.txt"
 }
 
-BENCH=($PY -m pretrain.bench --device $DEV --out "$WORK/bench.jsonl")
+BENCH=($PY -m pretrain.tools.bench --device $DEV --out "$WORK/bench.jsonl")
 
 step env 60 bash -c "nvidia-smi -L 2>/dev/null; $PY -c 'import sys, torch, transformers, fastai, datasets, tokenizers
 print(sys.version.split()[0], \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"transformers\", transformers.__version__,

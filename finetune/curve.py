@@ -26,9 +26,9 @@ from typing import Callable
 import torch
 
 from _utils.quiet_transformers import quiet_transformers
-from pretrain.export import finetuned_model_dir
-from pretrain.paths import repo_path
-from pretrain.run_dir import RunDir, runs_in
+from pretrain.run.export import finetuned_model_dir
+from _utils.paths import repo_path
+from pretrain.run.run_dir import RunDir, runs_in
 
 from .data import Task
 from .train import (FinetuneSettings, Finetuner, _num, check_same_task, check_writable, finished_seeds,
@@ -103,7 +103,7 @@ def select_checkpoints(run: RunDir, selection: str) -> list[tuple[int, Path]]:
     """(step, path) of the checkpoints `selection` picks, by step, one per step: 'all', or a
     comma-separated list of steps, tags or file names (an entry that matches no checkpoint of the
     run is a one-line ValueError). A damaged checkpoint file is skipped with a warning."""
-    from pretrain.checkpoint import checkpoints_of
+    from pretrain.run.checkpoint import checkpoints_of
     found = checkpoints_of(run.directory, run.run_name)
     if not found:
         raise ValueError(f"run {run.run_name!r} in {run.directory} has no readable checkpoint")
@@ -139,11 +139,11 @@ def checkpoint_fingerprint(path: str | Path) -> str:
 def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
                 load: Callable | None = None) -> CurvePoint:
     """Read a checkpoint's facts, checking that its run's tokenizer (or `tokenizer`, loaded with
-    `load`: default `pretrain.tokenizer.load_tokenizer`) has the vocabulary it was trained with
+    `load`: default `pretrain.prepare.tokenizer.load_tokenizer`) has the vocabulary it was trained with
     (one line naming the checkpoint otherwise)."""
-    from pretrain.checkpoint import load_checkpoint
-    from pretrain.export import checkpoint_tokenizer
-    from pretrain.tokenizer import load_tokenizer
+    from pretrain.run.checkpoint import load_checkpoint
+    from pretrain.run.export import checkpoint_tokenizer
+    from pretrain.prepare.tokenizer import load_tokenizer
     state = load_checkpoint(path)
     checkpoint_tokenizer(state, tokenizer, str(path), load=load or load_tokenizer)
     flops = state.get('flops_per_step')
@@ -159,7 +159,7 @@ def architecture(runner: Finetuner) -> tuple[str, dict]:
     """(id, description) of what a random initialisation of `runner`'s model depends on: its
     config (architecture entries only) and its tokenizer's vocabulary. Runs that share it share
     one random-init baseline."""
-    from pretrain.tokenizer import vocab_hash
+    from pretrain.prepare.tokenizer import vocab_hash
     from .model import load_config
     config = load_config(runner.model_dir).to_dict()
     key = {k: v for k, v in config.items() if k not in NOT_ARCHITECTURE and not k.startswith('_')}
@@ -188,7 +188,7 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], out: st
     'objective', 'checkpoints': {file name: {'step', 'flops_per_step', 'flops', 'fingerprint',
     'architecture', 'tasks': {task: run_task's result}}}}}, 'architectures': {id: {'config',
     'settings', 'random': {task: run_task's result}}}}."""
-    from pretrain.tokenizer import load_tokenizer
+    from pretrain.prepare.tokenizer import load_tokenizer
     settings = (settings or FinetuneSettings()).check()
     settings = replace(settings, device=settings.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     names = [t.name for t in tasks]
@@ -261,7 +261,7 @@ def _finetune_point(p: CurvePoint, entry: dict, results: dict, tasks: list[Task]
                     tokenizer: str | Path | None, verbose: bool, save) -> None:
     """Export one checkpoint to a temporary directory (removed afterwards), fine-tune it on every
     task, and its architecture from random init where that is not done yet; `save` after each seed."""
-    from pretrain.export import export
+    from pretrain.run.export import export
     with tempfile.TemporaryDirectory(prefix='finetune_curve_') as tmp:
         with quiet_transformers():  # no progress bar per saved model
             exported = export(p.path, Path(tmp) / 'export', tokenizer)

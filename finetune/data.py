@@ -18,7 +18,7 @@ import torch
 from fastai.data.load import DataLoader
 from fastcore.basics import chunked
 
-from pretrain.corpus import read_jsonl
+from pretrain.prepare.corpus import read_jsonl
 
 TASK_TYPES = ('classification', 'regression', 'multiple_choice', 'extractive_qa')
 FORMATS = {'.tsv': 'tsv', '.tab': 'tsv', '.csv': 'csv', '.jsonl': 'jsonl', '.json': 'jsonl'}
@@ -442,10 +442,10 @@ def check_special_tokens(hf_tokenizer) -> None:
 
 
 def text_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
-    """Texts -> token ids without special tokens, batched: `pretrain.tokenizer.batch_encoder`,
+    """Texts -> token ids without special tokens, batched: `pretrain.prepare.tokenizer.batch_encoder`,
     the encoder preprocessing uses (for a MeCab + WordPiece Japanese tokenizer the fast exact
     one; one Rust call per batch otherwise). The same ids as the tokenizer's own per-text path."""
-    from pretrain.tokenizer import batch_encoder
+    from pretrain.prepare.tokenizer import batch_encoder
     return batch_encoder(hf_tokenizer)
 
 

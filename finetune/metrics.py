@@ -12,7 +12,7 @@ import string
 import numpy as np
 import torch
 
-from pretrain.metrics import average_ranks
+from pretrain.run.metrics import average_ranks
 
 CLASSIFICATION_METRICS = ('accuracy', 'f1', 'mcc')
 REGRESSION_METRICS = ('spearman', 'pearson')

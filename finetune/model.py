@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from _utils.quiet_transformers import quiet_transformers
 from pretrain.optim import ElectraAdam
-from pretrain.tokenizer import check_tokenizer_files, check_vocabulary
+from pretrain.prepare.tokenizer import check_tokenizer_files, check_vocabulary
 
 
 def check_model_dir(model_dir: str | Path) -> Path:
@@ -30,7 +30,7 @@ def check_model_dir(model_dir: str | Path) -> Path:
 
 def load_tokenizer(model_dir: str | Path):
     """The tokenizer saved with the model (local files only), its vocabulary checked against its
-    config (`pretrain.tokenizer.check_vocabulary`)."""
+    config (`pretrain.prepare.tokenizer.check_vocabulary`)."""
     p = check_model_dir(model_dir)
     check_tokenizer_files(p, 'model directory')
     try:

@@ -8,7 +8,7 @@ Google splits the context at whitespace and maps answers through those words; Ja
 no spaces, so here every context token carries its own character span instead: the Rust
 tokenizer's offsets, or, for a Python tokenizer (MeCab + WordPiece `BertJapaneseTokenizer`), an
 alignment of its tokens to the text (`align_tokens`). The token ids are those of
-`pretrain.tokenizer.batch_encoder`, as everywhere in fine-tuning."""
+`pretrain.prepare.tokenizer.batch_encoder`, as everywhere in fine-tuning."""
 from __future__ import annotations
 
 import json

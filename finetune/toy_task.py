@@ -88,7 +88,7 @@ def write_standin_model(out_dir: str | Path, tokenizer_dir: str | Path = 'data/s
     from transformers import ElectraForPreTraining
 
     from pretrain.config import electra_configs, get_config
-    from pretrain.tokenizer import load_tokenizer
+    from pretrain.prepare.tokenizer import load_tokenizer
 
     from _utils.quiet_transformers import quiet_transformers
     tokenizer = load_tokenizer(tokenizer_dir)

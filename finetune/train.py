@@ -21,7 +21,7 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
-from pretrain.rng import set_seed
+from _utils.rng import set_seed
 from pretrain.scheduler import SCHEDULES, lr_at
 
 from .benchmarks import facts_for_name

@@ -13,10 +13,10 @@ import importlib
 import sys
 from typing import Any
 
-from .config import BOOL_KEYS, DEFAULTS, GROUP_TITLES, INT_KEYS, KEY_GROUPS, KEY_HELP, PATH_KEYS, SIZES, get_config
+from pretrain.config import BOOL_KEYS, DEFAULTS, GROUP_TITLES, INT_KEYS, KEY_GROUPS, KEY_HELP, PATH_KEYS, SIZES, get_config
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
-SUBCOMMAND_MODULES: list[str] = ['pretrain.export', 'pretrain.wikidump', 'pretrain.plot', 'pretrain.inspect', 'pretrain.demo']
+SUBCOMMAND_MODULES: list[str] = ['pretrain.run.export', 'pretrain.prepare.wikidump', 'pretrain.tools.plot', 'pretrain.tools.inspect', 'demo.demo']
 
 
 def parse_value(text: str) -> Any:
@@ -39,7 +39,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .train import pretrain
+    from pretrain.train import pretrain
     c = config_from_args(args)
     print(f'run {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}')
     learn = pretrain(c)
@@ -49,7 +49,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
-    from .tokenizer import build_tokenizer
+    from pretrain.prepare.tokenizer import build_tokenizer
     tokenizer, cached = build_tokenizer(args.datas, args.out, args.vocab_size, args.min_frequency, args.num_unused,
                                         args.japanese, args.dic, args.limit_alphabet)
     short = (f" (fewer than --vocab_size {args.vocab_size}: the corpus has no more pieces seen --min_frequency "

@@ -7,7 +7,7 @@ import os
 import random
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .paths import REPO_ROOT, repo_path  # noqa: F401  (REPO_ROOT and repo_path: imported from here by users)
+from _utils.paths import REPO_ROOT, repo_path  # noqa: F401  (REPO_ROOT and repo_path: imported from here by users)
 
 if TYPE_CHECKING:
     from transformers import ElectraConfig
@@ -217,7 +217,7 @@ def _allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
 
 def validate(c: MyConfig) -> MyConfig:
     """Check every value a run depends on; raise `ValueError` naming the key and the fix."""
-    from .corpus import check_data_name
+    from pretrain.prepare.corpus import check_data_name
 
     _allowed('size', c.size, SIZES)
     _allowed('objective', c.objective, OBJECTIVES)

@@ -12,7 +12,7 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import to_device
 from fastcore.basics import chunked
 
-from .config import resolve
+from pretrain.config import resolve
 
 
 def pad_batch(table, pad_idx: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

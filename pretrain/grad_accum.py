@@ -27,8 +27,8 @@ from typing import Iterator
 import torch
 from fastai.torch_core import to_device
 
-from .masked_lm_cb import MaskedLMCallback
-from .models import global_counts, loss_counts
+from pretrain.masked_lm_cb import MaskedLMCallback
+from pretrain.models import global_counts, loss_counts
 
 
 class LookAhead:

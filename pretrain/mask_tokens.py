@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from .config import max_predictions_per_seq  # noqa: F401  (the seed imported it from here)
+from pretrain.config import max_predictions_per_seq  # noqa: F401  (the seed imported it from here)
 
 
 @dataclass(frozen=True)

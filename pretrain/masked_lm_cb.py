@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from fastai.callback.core import Callback
 
-from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
+from pretrain.mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
 
 
 class MaskedLMCallback(Callback):
@@ -47,7 +47,7 @@ class MaskedLMCallback(Callback):
                         original_prob=spec.original_prob, for_electra=True, pad_tok_id=hf_tokenizer.pad_token_id,
                         max_length=c.max_length, exact_count=spec.exact_count, max_predictions=spec.max_predictions)
         if c.grad_accum > 1:
-            from .grad_accum import AccumulationMaskedLM  # a subclass (so imported here)
+            from pretrain.grad_accum import AccumulationMaskedLM  # a subclass (so imported here)
             return AccumulationMaskedLM(c.grad_accum, **settings)
         return cls(**settings)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from .config import SAMPLINGS
+from pretrain.config import SAMPLINGS
 
 
 

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 import torch
 from fastai.optimizer import OptimWrapper
 
-from .config import resolve
+from pretrain.config import resolve
 
 
 class ElectraAdam(torch.optim.Optimizer):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
-from ._utils.steps import optimizer_step
-from .config import SCHEDULES, resolve
+from pretrain._utils.steps import optimizer_step
+from pretrain.config import SCHEDULES, resolve
 
 
 

@@ -9,31 +9,31 @@ from fastai.callback.training import GradientAccumulation
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
-from ._utils.electra_dataprocessor import ELECTRADataProcessor
-from ._utils.run_steps import RunSteps
-from ._utils.steps import optimizer_step
-from .checkpoint import check_same_run, find_resume, load_checkpoint, resume, unwrap
-from .compile_step import compile_model
-from .config import SIZES, MyConfig, electra_configs, repo_path, resolve
-from .corpus import data_cache_name, load_corpus
-from .distributed import DataParallel, init_distributed, rank0_first, teardown
-from .export import export_model
-from .flops import flops_per_step
-from .model_card import run_facts
-from .get_dataloaders import get_dataloader
-from .health import StopOnNonFinite
-from .log_cb import CSVLogger, replace_recorder
-from .masked_lm_cb import MaskedLMCallback
-from .models import ELECTRAModel, MLMModel, build_electra, build_mlm, from_pretrained_pair, loss_from_config
-from .optim import get_optim
-from .plot import plot_run
-from .progress import replace_progress
-from .run_dir import RunDir
-from .run_lock import claim_run
-from .rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
-from .scheduler import get_scheduler
-from .tokenizer import load_tokenizer, vocab_hash
-from .validation_cb import HeldOutEval, split_validation
+from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+from pretrain._utils.run_steps import RunSteps
+from pretrain._utils.steps import optimizer_step
+from pretrain.run.checkpoint import check_same_run, find_resume, load_checkpoint, resume, unwrap
+from pretrain.run.compile_step import compile_model
+from pretrain.config import SIZES, MyConfig, electra_configs, repo_path, resolve
+from pretrain.prepare.corpus import data_cache_name, load_corpus
+from pretrain.run.distributed import DataParallel, init_distributed, rank0_first, teardown
+from pretrain.run.export import export_model
+from pretrain.run.flops import flops_per_step
+from pretrain.run.model_card import run_facts
+from pretrain.get_dataloaders import get_dataloader
+from pretrain.run.health import StopOnNonFinite
+from pretrain.run.log_cb import CSVLogger, replace_recorder
+from pretrain.masked_lm_cb import MaskedLMCallback
+from pretrain.models import ELECTRAModel, MLMModel, build_electra, build_mlm, from_pretrained_pair, loss_from_config
+from pretrain.optim import get_optim
+from pretrain.tools.plot import plot_run
+from pretrain.run.progress import replace_progress
+from pretrain.run.run_dir import RunDir
+from pretrain.run.run_lock import claim_run
+from _utils.rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
+from pretrain.scheduler import get_scheduler
+from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
+from pretrain.run.validation_cb import HeldOutEval, split_validation
 
 
 def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datasets.Dataset:

@@ -1,7 +1,7 @@
 import pytest
 
 from pretrain.config import get_config
-from pretrain.tokenizer import load_tokenizer
+from pretrain.prepare.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope='session')

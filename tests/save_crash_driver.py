@@ -7,7 +7,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import pretrain.checkpoint as checkpoint  # noqa: E402
+import pretrain.run.checkpoint as checkpoint  # noqa: E402
 from pretrain.config import get_config  # noqa: E402
 from pretrain.train import pretrain  # noqa: E402
 

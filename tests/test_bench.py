@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from pretrain.bench import main, run_bench
+from pretrain.tools.bench import main, run_bench
 
 
 def test_bench_measures_the_real_step_on_cpu():

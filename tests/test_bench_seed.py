@@ -3,8 +3,8 @@ on the batches and sizes of our benchmark and keeps the seed's design."""
 import pytest
 import torch
 
-from pretrain.bench import run_bench
-from pretrain.bench_seed import SyntheticVocab, bernoulli_masking, main, run_seed_step, warmup_then_decay
+from pretrain.tools.bench import run_bench
+from pretrain.tools.bench_seed import SyntheticVocab, bernoulli_masking, main, run_seed_step, warmup_then_decay
 
 
 def test_seed_step_runs_on_cpu_with_the_full_vocabulary_logits():

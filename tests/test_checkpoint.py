@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-import pretrain.checkpoint as checkpoint
+import pretrain.run.checkpoint as checkpoint
 from pretrain.__main__ import main
-from pretrain.checkpoint import (FORMAT, CheckpointSaveError, atomic_torch_save, capture_rng, find_resume,
+from pretrain.run.checkpoint import (FORMAT, CheckpointSaveError, atomic_torch_save, capture_rng, find_resume,
                                  load_checkpoint, restore_rng)
 from pretrain.config import get_config
-from pretrain.health import NonFiniteLossError
-from pretrain.log_cb import read_log
+from pretrain.run.health import NonFiniteLossError
+from pretrain.run.log_cb import read_log
 from pretrain.models import ELECTRALoss
 from pretrain.train import pretrain
 
@@ -117,8 +117,8 @@ def test_a_checkpoint_of_another_model_or_vocabulary_is_refused(tmp_path):
     with pytest.raises(ValueError, match='was made for another model .*discriminator.hidden_size: checkpoint 32 vs config 256'):
         pretrain(other)
 
-    from pretrain.corpus import load_corpus
-    from pretrain.tokenizer import train_tokenizer
+    from pretrain.prepare.corpus import load_corpus
+    from pretrain.prepare.tokenizer import train_tokenizer
     texts = load_corpus('sample')['text']
     tok_dir = tmp_path / 'tok'
     train_tokenizer(texts, tok_dir, vocab_size=4000, min_frequency=3, num_unused=10)
@@ -188,7 +188,7 @@ def test_a_checkpoint_of_another_run_is_refused_before_any_work(tiny_run, tmp_pa
 
 
 def test_the_same_run_is_recognised_however_its_corpus_path_is_written(tmp_path, monkeypatch):
-    from pretrain.checkpoint import check_same_run
+    from pretrain.run.checkpoint import check_same_run
     monkeypatch.chdir(REPO)
     c = tiny(tmp_path, 'ckpt', datas=[str(REPO / 'data' / 'sample' / 'en.txt')])
     state = {'config': {**c, 'datas': ['data/sample/en.txt']}}
@@ -258,8 +258,8 @@ def write_malicious(kind: str, path: Path, marker: Path, good: dict) -> None:
 
 @pytest.mark.parametrize('kind', ['torch.save', 'bare pickle', 'format-1 lookalike'])
 def test_a_checkpoint_that_would_run_code_is_refused_on_every_read_path(kind, tiny_run, tmp_path, capsys):
-    from pretrain.export import export
-    from pretrain.inspect import inspect_run
+    from pretrain.run.export import export
+    from pretrain.tools.inspect import inspect_run
     from pretrain.train import pretrain
     run = tiny_run.run_name
     good = load_checkpoint(finished_checkpoint(tiny_run))

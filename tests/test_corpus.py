@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pretrain.config import REPO_ROOT
-from pretrain.corpus import NAMED_DATAS, check_data_name, data_cache_name, data_files, load_corpus
+from pretrain.prepare.corpus import NAMED_DATAS, check_data_name, data_cache_name, data_files, load_corpus
 
 
 def blocks(path):
@@ -104,7 +104,7 @@ def test_check_data_name_accepts_names_and_paths(tmp_path):
 
 # ---- errors -------------------------------------------------------------------------------
 def test_unknown_name_lists_allowed(tmp_path, monkeypatch):
-    import pretrain.corpus as corpus
+    import pretrain.prepare.corpus as corpus
     # as on a machine where no Wikipedia corpus has been built yet
     monkeypatch.setitem(corpus.BUILT_DATAS, 'wikipedia', (str(tmp_path / 'none'), 'python -m pretrain wiki DUMP'))
     with pytest.raises(ValueError) as e:
@@ -282,7 +282,7 @@ def test_tokenizer_command_takes_gz_paths_and_names(tmp_path, capsys):
 
 def test_hub_datasets_by_name(monkeypatch):
     import datasets as hf_datasets
-    import pretrain.corpus as corpus
+    import pretrain.prepare.corpus as corpus
     calls = []
 
     def fake_load(name, config, split):
@@ -296,7 +296,7 @@ def test_hub_datasets_by_name(monkeypatch):
 
 
 def test_hub_dataset_without_network_is_one_clear_error(monkeypatch):
-    import pretrain.corpus as corpus
+    import pretrain.prepare.corpus as corpus
 
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'wikimedia/wikipedia' on the Hub (LocalEntryNotFoundError)")
@@ -310,7 +310,7 @@ def test_hub_dataset_without_network_is_one_clear_error(monkeypatch):
 def test_a_record_is_one_document_even_with_blank_lines(tmp_path):
     import json as _json
 
-    from pretrain.corpus import load_corpus
+    from pretrain.prepare.corpus import load_corpus
     path = tmp_path / 'docs.jsonl'
     path.write_text(_json.dumps({'text': '第一段落。\n\n第二段落。\n \n第三段落。'}, ensure_ascii=False) + '\n', encoding='utf-8')
     assert load_corpus(str(path))['text'] == ['第一段落。\n第二段落。\n第三段落。']
@@ -320,7 +320,7 @@ def test_a_record_is_one_document_even_with_blank_lines(tmp_path):
 @pytest.fixture
 def on_disk(monkeypatch):
     """Every corpus counts as large, in record batches of at most 7 documents."""
-    import pretrain.corpus as corpus
+    import pretrain.prepare.corpus as corpus
     monkeypatch.setattr(corpus, 'IN_MEMORY_BYTES', 0)
     monkeypatch.setattr(corpus, 'BATCH_DOCUMENTS', 7)
     return corpus
@@ -409,7 +409,7 @@ def test_reading_holds_one_batch_not_the_corpus(tmp_path, on_disk, monkeypatch):
 
 
 def test_txt_without_blank_lines_is_cut_into_bounded_documents(tmp_path, monkeypatch, capsys):
-    import pretrain.corpus as corpus
+    import pretrain.prepare.corpus as corpus
     monkeypatch.setattr(corpus, 'MAX_DOCUMENT_CHARS', 100)
     lines = [f'line number {i} of a file with no blank line.' for i in range(30)]
     f = tmp_path / 'c.txt'

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pretrain.__main__ import main
-from pretrain.demo import DEMO_TASK, demo_config, run_demo
+from demo.demo import DEMO_TASK, demo_config, run_demo
 
 
 def small_task(tmp_path, n_train=48, n_dev=24):
@@ -29,7 +29,7 @@ def test_the_recipe_learns(tmp_path):
     discriminator loss (weights 1, 0) gave AUC 0.70; a learning rate of 1e-9 gave 0.48 and accuracy 0."""
     from pretrain.config import get_config
     from pretrain.train import pretrain
-    from pretrain.validation_cb import read_valid_log, valid_csv_path
+    from pretrain.run.validation_cb import read_valid_log, valid_csv_path
     c = get_config('tiny', datas=['docs_ja_libreoffice'], tokenizer='data/docs_ja/tokenizer', steps=150,
                    warmup_steps=15, valid_size=200, eval_every=150, num_workers=0, num_proc=1, device='cpu',
                    export=False, plot=False, save_points=[], data_dir=str(tmp_path / 'data'),

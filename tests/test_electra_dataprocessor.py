@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
-from pretrain.corpus import load_corpus
+from pretrain.prepare.corpus import load_corpus
 
 LETTERS = string.ascii_lowercase  # each lowercase letter is exactly one token of the shipped tokenizer
 
@@ -525,8 +525,8 @@ def test_min_line_chars_per_language(tokenizer):
 
 # ---- the preprocessing benchmark (pretrain/bench_preprocess.py), at a tiny size ---------------
 def test_bench_preprocess_reports_memory_and_throughput(tmp_path, monkeypatch):
-    import pretrain.corpus as corpus
-    from pretrain import bench_preprocess
+    import pretrain.prepare.corpus as corpus
+    from pretrain.tools import bench_preprocess
     monkeypatch.setattr(corpus, 'IN_MEMORY_BYTES', 0)  # the streamed path, as for a large corpus
     path = bench_preprocess.generate_corpus(tmp_path / 'c.txt', 200_000)
     assert 200_000 <= path.stat().st_size < 700_000 and '\n\n' in path.read_text(encoding='utf-8')

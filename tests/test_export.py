@@ -6,9 +6,9 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
 from pretrain.__main__ import main
-from pretrain.checkpoint import load_checkpoint
+from pretrain.run.checkpoint import load_checkpoint
 from pretrain.config import get_config
-from pretrain.export import export, model_from_checkpoint
+from pretrain.run.export import export, model_from_checkpoint
 from pretrain.train import pretrain
 
 
@@ -102,7 +102,7 @@ def test_continued_pretraining_refuses_another_size(run, tmp_path):
 
 def test_an_mlm_baseline_exports_one_encoder_that_fine_tuning_loads(tiny_mlm_run, tmp_path):
     from finetune.model import load_encoder
-    from pretrain.run_dir import RunDir
+    from pretrain.run.run_dir import RunDir
     run = RunDir.from_config(tiny_mlm_run)
     assert sorted(p.name for p in run.export.iterdir()) == ['mlm']  # written at the end of the run
     out = export(run.checkpoint('100.0%'), tmp_path / 'hf')
@@ -121,7 +121,7 @@ def test_an_mlm_baseline_exports_one_encoder_that_fine_tuning_loads(tiny_mlm_run
 
 
 def test_the_model_to_finetune_in_an_export(tmp_path):
-    from pretrain.export import finetuned_model_dir
+    from pretrain.run.export import finetuned_model_dir
     (tmp_path / 'a' / 'mlm').mkdir(parents=True)
     (tmp_path / 'a' / 'mlm' / 'config.json').write_text('{}')
     assert finetuned_model_dir(tmp_path / 'a') == tmp_path / 'a' / 'mlm'

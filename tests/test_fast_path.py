@@ -98,9 +98,9 @@ def test_inductor_compiled_learner_gives_the_eager_losses(tmp_path):
     from fastai.data.core import DataLoaders
     from torch._dynamo.utils import counters
 
-    from pretrain.bench import SyntheticVocab, synthetic_examples
+    from pretrain.tools.bench import SyntheticVocab, synthetic_examples
     from pretrain.get_dataloaders import get_dataloader
-    from pretrain.progress import replace_progress
+    from pretrain.run.progress import replace_progress
     from pretrain.train import build_learner, build_models, set_seed
 
     tok, gen_losses = SyntheticVocab(500), {}
@@ -130,6 +130,6 @@ def test_inductor_compiled_learner_gives_the_eager_losses(tmp_path):
 
 
 def test_compile_mode_picks_cuda_graphs_on_cuda_only():
-    from pretrain.compile_step import compile_mode
+    from pretrain.run.compile_step import compile_mode
     assert compile_mode(True, 'cuda:0') == 'reduce-overhead' and compile_mode(True, 'cpu') == 'default'
     assert compile_mode('max-autotune', 'cpu') == 'max-autotune' and compile_mode(False, 'cuda') is None

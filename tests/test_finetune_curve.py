@@ -15,8 +15,8 @@ from finetune.__main__ import main
 from finetune.curve import curve_markdown, plot_curve, resolve_run, select_checkpoints
 from finetune.toy_task import write_tsv
 from finetune.train import Finetuner
-from pretrain.checkpoint import load_checkpoint
-from pretrain.run_dir import RunDir
+from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.run_dir import RunDir
 
 @pytest.fixture(scope='module')
 def run_a(tiny_run):
@@ -121,7 +121,7 @@ def test_curve_plot_is_a_png(curve_out):
 def test_same_command_again_keeps_everything(curve_out, run_a, dirs, count_runs, monkeypatch, capsys):
     out, _ = curve_out
     before = out.read_text()
-    monkeypatch.setattr('pretrain.export.export', lambda *a, **k: pytest.fail('nothing to export'))
+    monkeypatch.setattr('pretrain.run.export.export', lambda *a, **k: pytest.fail('nothing to export'))
     assert main(['--model', str(run_a.directory), str(dirs['runs'] / 'mlmlike'), '--checkpoints', 'all',
                  '--out', str(out), *task_flags(dirs)]) == 0
     assert count_runs == [] and out.read_text() == before

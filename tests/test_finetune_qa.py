@@ -23,7 +23,7 @@ SQUAD = 'data/tasks/squad_fixture'
 
 @pytest.fixture(scope='module')
 def ja_tokenizer():
-    from pretrain.tokenizer import load_tokenizer as load
+    from pretrain.prepare.tokenizer import load_tokenizer as load
     return load('data/docs_ja/tokenizer')  # MeCab + WordPiece: a Python tokenizer, no offsets
 
 

@@ -144,7 +144,7 @@ def test_default_weight_decay_is_googles(runner):
 def test_japanese_texts_use_the_fast_exact_encoder(monkeypatch):
     """encode() goes through preprocessing's batch_encoder: for the MeCab + WordPiece tokenizer,
     the same ids as its per-text path, without calling that path."""
-    from pretrain.tokenizer import load_tokenizer
+    from pretrain.prepare.tokenizer import load_tokenizer
     tok = load_tokenizer('data/docs_ja/tokenizer')
     task = load_jglue_dir(JGLUE, 'JNLI')
     expected = [tok(a, b)['input_ids'] for a, b in zip(task.train.texts_a, task.train.texts_b)]

@@ -3,11 +3,11 @@ objectives, and counting leaves the model, its gradients and every RNG as they w
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pretrain.checkpoint import load_checkpoint
+from pretrain.run.checkpoint import load_checkpoint
 from pretrain.config import get_config
-from pretrain.flops import row_flops
+from pretrain.run.flops import row_flops
 from pretrain.models import loss_from_config
-from pretrain.run_dir import RunDir
+from pretrain.run.run_dir import RunDir
 from pretrain.train import build_models
 
 

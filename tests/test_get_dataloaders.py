@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pretrain._utils.electra_dataprocessor import FEATURES, ELECTRADataProcessor
-from pretrain.corpus import load_corpus
+from pretrain.prepare.corpus import load_corpus
 from pretrain.get_dataloaders import ElectraDataLoader, get_dataloader, pad_batch
 
 PAD = 0

@@ -6,13 +6,13 @@ import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 
-from pretrain.bench import SyntheticVocab, synthetic_examples
+from pretrain.tools.bench import SyntheticVocab, synthetic_examples
 from pretrain.config import get_config
 from pretrain.get_dataloaders import get_dataloader
-from pretrain.log_cb import read_log
-from pretrain.progress import replace_progress
+from pretrain.run.log_cb import read_log
+from pretrain.run.progress import replace_progress
 from pretrain.train import build_learner, build_models, pretrain, set_seed
-from pretrain.validation_cb import valid_csv_path
+from pretrain.run.validation_cb import valid_csv_path
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 VOCAB = 3000

@@ -12,12 +12,12 @@ from fastai.data.core import DataLoaders
 
 import pretrain.masked_lm_cb as masked_lm_cb
 import pretrain.train as train
-from pretrain.bench import SyntheticVocab
-from pretrain.checkpoint import resume
+from pretrain.tools.bench import SyntheticVocab
+from pretrain.run.checkpoint import resume
 from pretrain.config import get_config
 from pretrain.get_dataloaders import get_dataloader
 from pretrain.grad_accum import AccumulationMaskedLM, LookAhead
-from pretrain.log_cb import read_log
+from pretrain.run.log_cb import read_log
 from pretrain.models import ELECTRAModel, loss_counts
 from pretrain.scheduler import StepScheduler, lr_at
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pretrain.__main__ import main
-from pretrain.inspect import format_report, inspect_run
+from pretrain.tools.inspect import format_report, inspect_run
 
 
 @pytest.fixture(scope='session')

@@ -10,14 +10,14 @@ import fugashi
 import pytest
 from transformers import AutoTokenizer, BertJapaneseTokenizer
 
-from pretrain import bench_tokenize
+from pretrain.tools import bench_tokenize
 from pretrain.__main__ import main
 from pretrain._utils import electra_dataprocessor
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
-from pretrain.corpus import load_corpus
-from pretrain.ja_tokenizer import (JapaneseBatchEncoder, fast_japanese_supported,
+from pretrain.prepare.corpus import load_corpus
+from pretrain.prepare.ja_tokenizer import (JapaneseBatchEncoder, fast_japanese_supported,
                                    japanese_batch_encoder, mecab_option, train_japanese_tokenizer)
-from pretrain.tokenizer import SPECIAL_TOKENS, batch_encoder, load_tokenizer, train_tokenizer
+from pretrain.prepare.tokenizer import SPECIAL_TOKENS, batch_encoder, load_tokenizer, train_tokenizer
 
 NUM_UNUSED = 12  # more than 10, so '[unused1]' is a prefix of '[unused10]'
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pretrain.config import get_config
-from pretrain.log_cb import CSVLogger, read_log
+from pretrain.run.log_cb import CSVLogger, read_log
 from pretrain.train import pretrain
 
 
@@ -64,7 +64,7 @@ def test_wandb_offline_holds_the_csv_values_at_the_same_steps(tmp_path, monkeypa
     """With no network, W&B writes an offline run whose history has every value of both CSV logs
     (training and held-out, `valid/...`), at the CSVs' steps."""
     pytest.importorskip('wandb')
-    from pretrain.run_dir import RunDir
+    from pretrain.run.run_dir import RunDir
     monkeypatch.setenv('WANDB_DIR', str(tmp_path))
     monkeypatch.setenv('WANDB_SILENT', 'true')
     c = get_config('tiny', steps=4, bs=8, num_workers=0, num_proc=1, log_every=2, device='cpu', save_points=[],
@@ -120,7 +120,7 @@ def test_recorder_reads_the_device_only_at_log_steps(tiny_config, tokenizer, mon
     from fastai.data.core import DataLoaders
 
     from pretrain.get_dataloaders import get_dataloader
-    from pretrain.log_cb import StepRecorder
+    from pretrain.run.log_cb import StepRecorder
     from pretrain.train import build_learner, preprocess, set_seed
     reads = []
     for name in ('cpu', 'item'):

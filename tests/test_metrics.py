@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from pretrain.metrics import (average_ranks, disc_accuracy, disc_auc, disc_loss, electra_metrics, mlm_accuracy,
+from pretrain.run.metrics import (average_ranks, disc_accuracy, disc_auc, disc_loss, electra_metrics, mlm_accuracy,
                               mlm_loss, replaced_precision_recall, roc_auc)
 
 GEN_LOGITS = torch.tensor([[2.0, 1.0, 0.0, 0.0],
@@ -101,7 +101,7 @@ def test_electra_metrics_from_model_outputs():
 
 
 def test_mean_pairwise_cosine_is_the_mean_over_distinct_pairs():
-    from pretrain.metrics import mean_pairwise_cosine
+    from pretrain.run.metrics import mean_pairwise_cosine
     torch.manual_seed(0)
     states = torch.randn(7, 5)
     unit = F.normalize(states, dim=-1)

@@ -7,10 +7,10 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
-from pretrain.checkpoint import load_checkpoint
-from pretrain.export import export
-from pretrain.model_card import corpus_licence, hub_licence
-from pretrain.run_dir import RunDir
+from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.export import export
+from pretrain.run.model_card import corpus_licence, hub_licence
+from pretrain.run.run_dir import RunDir
 
 
 def card_of(directory: Path) -> ModelCard:

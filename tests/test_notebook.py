@@ -2,9 +2,9 @@
 temporary directory)."""
 from conftest import run_notebook
 
-from pretrain.checkpoint import load_checkpoint
-from pretrain.export import export
-from pretrain.tokenizer import load_tokenizer, vocab_hash
+from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.export import export
+from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
 
 
 def test_pretrain_notebook_runs_top_to_bottom(tmp_path):

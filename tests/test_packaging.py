@@ -10,7 +10,7 @@ import tomllib
 
 import pytest
 
-from pretrain.paths import REPO_ROOT
+from _utils.paths import REPO_ROOT
 
 
 def requirement_lines() -> list[str]:
@@ -24,7 +24,7 @@ def test_pyproject_pins_are_requirements_txt():
     assert sorted(declared) == sorted(requirement_lines())  # same pins, none twice
     assert all(re.fullmatch(r'[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.+]*', d) for d in declared)
     assert {e.split('=')[0] for e in project['scripts'].values()} <= {'pretrain.__main__:main', 'finetune.__main__:main',
-                                                                     'pretrain.bench:main'}
+                                                                     'pretrain.tools.bench:main'}
 
 
 def test_readme_has_two_set_up_commands_that_install_the_package_and_ci_runs_the_test_one():

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pretrain.paths import REPO_ROOT, SHIPPED, is_shipped, remove_stale_temps, repo_path, temp_sibling
+from _utils.paths import REPO_ROOT, SHIPPED, is_shipped, remove_stale_temps, repo_path, temp_sibling
 
 PACKAGE = REPO_ROOT / 'pretrain'
 
@@ -27,7 +27,7 @@ def test_relative_paths_prefer_the_working_directory_then_shipped_data(tmp_path,
 
 def test_shipped_covers_every_named_corpus_and_default_tokenizer_and_is_tracked():
     from pretrain.config import DEFAULTS
-    from pretrain.corpus import NAMED_DATAS
+    from pretrain.prepare.corpus import NAMED_DATAS
     for path in [f for files in NAMED_DATAS.values() for f in files] + [DEFAULTS['tokenizer']]:
         assert is_shipped(path) and (REPO_ROOT / path).exists(), path
     tracked = subprocess.run(['git', 'ls-files', *SHIPPED], capture_output=True, text=True, cwd=REPO_ROOT)
@@ -64,7 +64,7 @@ def module_imports(path: Path) -> set[str]:
 def test_no_import_cycles():
     graph = {'.'.join(p.relative_to(REPO_ROOT).with_suffix('').parts): module_imports(p)
              for p in PACKAGE.rglob('*.py') if p.name != '__init__.py'}
-    assert graph['pretrain.config'] <= {'pretrain.paths'}  # the config sits at the bottom
+    assert graph['pretrain.config'] <= {'_utils.paths'}  # the config sits at the bottom
     done, path = set(), []
 
     def visit(m):

@@ -11,10 +11,10 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 
-import pretrain.progress as progress
+import pretrain.run.progress as progress
 from pretrain.get_dataloaders import get_dataloader
-from pretrain.log_cb import CSVLogger, read_log
-from pretrain.progress import StepProgress, detect_mode, format_line
+from pretrain.run.log_cb import CSVLogger, read_log
+from pretrain.run.progress import StepProgress, detect_mode, format_line
 from pretrain.train import build_learner, preprocess, pretrain, set_seed
 
 LINE = re.compile(r'^step (\d+)/(\d+) \((\d+)%\) \| (\S+) steps/s \| (ETA|took) \S+( \| gen (\S+) disc (\S+))?$')

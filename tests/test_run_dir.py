@@ -1,5 +1,5 @@
 """RunDir: one place names a run's files, and finds only that run's checkpoints."""
-from pretrain.run_dir import RunDir, runs_in
+from pretrain.run.run_dir import RunDir, runs_in
 
 
 def test_a_run_finds_its_own_checkpoints_only(tmp_path):

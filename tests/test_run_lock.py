@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import pretrain.run_lock as run_lock
+import pretrain.run.run_lock as run_lock
 from pretrain.__main__ import main
 from pretrain.config import get_config
-from pretrain.log_cb import read_log
-from pretrain.run_dir import RunDir
-from pretrain.run_lock import RunLock, claim_run, writable_dir
+from pretrain.run.log_cb import read_log
+from pretrain.run.run_dir import RunDir
+from pretrain.run.run_lock import RunLock, claim_run, writable_dir
 from pretrain.train import pretrain
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def one_line_error(capsys) -> str:
 
 def hold_lock_in_child(path: Path) -> subprocess.Popen:
     """A child process that holds the run lock `path` until killed."""
-    code = ("import sys, time; from pretrain.run_lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from pretrain.run.run_lock import RunLock; RunLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, '-c', code, str(path)], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                             text=True)

@@ -50,7 +50,7 @@ def test_seed_cells_run_as_written(tmp_path, monkeypatch):
     c.bs, c.steps = 4, 3  # local: a short run
 
     from pretrain.config import electra_configs  # local: configs built here, not downloaded
-    from pretrain.tokenizer import load_tokenizer
+    from pretrain.prepare.tokenizer import load_tokenizer
     hf_tokenizer = load_tokenizer('data/sample/tokenizer')
     disc_config, gen_config = electra_configs(c, hf_tokenizer)
     gen_config.hidden_size = int(disc_config.hidden_size/generator_size_divisor)
@@ -59,7 +59,7 @@ def test_seed_cells_run_as_written(tmp_path, monkeypatch):
     print(f"process id: {os.getpid()}")
     Path('./checkpoints/pretrain').mkdir(exist_ok=True, parents=True)
 
-    from pretrain.corpus import load_corpus  # local: instead of load_dataset('./pretrain/wikipedia.py', ...)
+    from pretrain.prepare.corpus import load_corpus  # local: instead of load_dataset('./pretrain/wikipedia.py', ...)
     wiki = load_corpus('sample')
 
     from functools import partial

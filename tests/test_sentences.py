@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from pretrain.sentences import split_sentences
+from pretrain.prepare.sentences import split_sentences
 
 
 @pytest.mark.parametrize('paragraph,expected', [

@@ -2,7 +2,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from pretrain.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
+from pretrain.prepare.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
 
 TEXTS = [
     'がぎぐげご ざじずぜぞ だぢづでど ばびぶべぼ パピプペポ かきくけこ',
@@ -149,7 +149,7 @@ def test_load_tokenizer_without_mask_token(trained, tmp_path):
 def edited_copy(tmp_path, edit, source='data/docs_ja/tokenizer', name='tok'):
     """A copy of a shipped tokenizer directory with `edit(directory)` applied."""
     import shutil
-    from pretrain.paths import repo_path
+    from _utils.paths import repo_path
     d = tmp_path / name
     shutil.copytree(repo_path(source), d)
     edit(d)
@@ -171,8 +171,8 @@ def test_a_vocabulary_without_mask_is_refused_wherever_a_tokenizer_is_loaded(tmp
     import shutil
     from finetune.model import load_tokenizer as finetune_tokenizer
     from pretrain.config import get_config
-    from pretrain.export import export
-    from pretrain.inspect import inspect_run
+    from pretrain.run.export import export
+    from pretrain.tools.inspect import inspect_run
     from pretrain.train import pretrain
     broken = edited_copy(tmp_path, without_mask_line)
     with pytest.raises(ValueError, match=NO_MASK):
@@ -230,7 +230,7 @@ def test_a_tokenizer_without_its_vocabulary_or_given_as_a_file(tmp_path):
 
 def test_a_vocab_size_the_corpus_cannot_honour_is_refused(tmp_path, capsys):
     from pretrain.__main__ import main
-    from pretrain.tokenizer import build_tokenizer
+    from pretrain.prepare.tokenizer import build_tokenizer
     out = tmp_path / 'tok'
     with pytest.raises(ValueError, match=r"^vocab_size 10 is below what this corpus needs: its special tokens and "
                                          r"characters alone make (\d+) tokens; give --vocab_size \1 or more$"):

@@ -9,9 +9,9 @@ from fastai.data.core import DataLoaders
 
 from pretrain._utils.run_steps import RunSteps
 from pretrain.get_dataloaders import get_dataloader
-from pretrain.log_cb import COLUMNS, read_log
+from pretrain.run.log_cb import COLUMNS, read_log
 from pretrain.masked_lm_cb import MaskedLMCallback
-from pretrain.progress import replace_progress
+from pretrain.run.progress import replace_progress
 from pretrain.scheduler import StepScheduler, lr_at
 from pretrain.train import build_learner, preprocess, pretrain, resolve_precision, set_seed
 
@@ -146,7 +146,7 @@ def test_precision_resolution_and_device_errors(tiny_config):
 
 def test_held_out_metrics_and_plot_at_the_end(tmp_path):
     from pretrain.config import get_config
-    from pretrain.validation_cb import read_valid_log
+    from pretrain.run.validation_cb import read_valid_log
     c = get_config('tiny', steps=8, bs=16, num_workers=0, num_proc=1, device='cpu', save_points=[], export=False,
                    valid_size=0.2, eval_every=4, data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
     pretrain(c)
@@ -169,10 +169,10 @@ def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path
     columns (no discriminator), held-out metrics with the health signal, checkpoints that resume to
     the uninterrupted run's weights."""
     import shutil
-    from pretrain.checkpoint import load_checkpoint
-    from pretrain.log_cb import MLM_COLUMNS
-    from pretrain.run_dir import RunDir
-    from pretrain.validation_cb import MLM_VALID_COLUMNS
+    from pretrain.run.checkpoint import load_checkpoint
+    from pretrain.run.log_cb import MLM_COLUMNS
+    from pretrain.run.run_dir import RunDir
+    from pretrain.run.validation_cb import MLM_VALID_COLUMNS
     c = tiny_mlm_run
     run = RunDir.from_config(c)
     assert run.train_csv.read_text().splitlines()[0] == ','.join(MLM_COLUMNS)
@@ -195,7 +195,7 @@ def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path
 
 
 def test_a_checkpoint_of_the_other_objective_is_refused(tiny_mlm_run, tmp_path):
-    from pretrain.run_dir import RunDir
+    from pretrain.run.run_dir import RunDir
     from pretrain.config import get_config
     c = get_config('tiny', base_run_name='mlm', steps=4, bs=8, num_workers=0, num_proc=1, device='cpu', export=False,
                    data_dir=tiny_mlm_run.data_dir, checkpoint_dir=str(tmp_path / 'ckpt'),

@@ -10,9 +10,9 @@ from fastai.data.core import DataLoaders
 
 from pretrain.config import get_config
 from pretrain.get_dataloaders import get_dataloader
-from pretrain.log_cb import read_log
+from pretrain.run.log_cb import read_log
 from pretrain.train import build_learner, preprocess, set_seed
-from pretrain.validation_cb import VALID_COLUMNS, HeldOutEval, read_valid_log, split_validation, valid_csv_path
+from pretrain.run.validation_cb import VALID_COLUMNS, HeldOutEval, read_valid_log, split_validation, valid_csv_path
 
 
 def config(tmp_path, name):
@@ -70,9 +70,9 @@ def test_rows_every_n_steps_and_at_the_end(runs):
 def test_the_health_signal_is_the_mean_cosine_of_the_discriminators_token_states(runs):
     """token_cosine: over the first HEALTH_ROWS held-out rows, unmasked, every non-pad token's state
     in the discriminator's last layer (the encoder that fine-tuning takes)."""
-    from pretrain.metrics import mean_pairwise_cosine
+    from pretrain.run.metrics import mean_pairwise_cosine
     from pretrain.models import pad_mask_and_token_types
-    from pretrain.validation_cb import HEALTH_ROWS
+    from pretrain.run.validation_cb import HEALTH_ROWS
     _, _, (learn, cb), _ = runs
     model = learn.model.eval()
     rows = [(torch.where(is_mlm, labels, masked), sentA) for masked, sentA, is_mlm, labels in cb.masked_batches]

@@ -5,7 +5,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from pretrain.__main__ import main
-from pretrain.corpus import read_txt_documents
+from pretrain.prepare.corpus import read_txt_documents
 
 REPO = Path(__file__).resolve().parent.parent
 

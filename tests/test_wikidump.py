@@ -8,9 +8,10 @@ from xml.sax.saxutils import escape
 import datasets
 import pytest
 
-from pretrain import corpus, wikidump
+from pretrain.prepare import corpus
+from pretrain.prepare import wikidump
 from pretrain.__main__ import main
-from pretrain.wikidump import RESIDUE_RE, build_wiki_corpus, convert_wikitext, iter_documents, wikitext_to_text
+from pretrain.prepare.wikidump import RESIDUE_RE, build_wiki_corpus, convert_wikitext, iter_documents, wikitext_to_text
 
 ARTICLE = """{{Infobox 都市
 | 名前 = 東京都 {{small|(都)}}

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from ..paths import remove_stale_temps, temp_sibling
-from ..sentences import split_sentences
-from ..tokenizer import batch_encoder, vocab_hash
+from _utils.paths import remove_stale_temps, temp_sibling
+from pretrain.prepare.sentences import split_sentences
+from pretrain.prepare.tokenizer import batch_encoder, vocab_hash
 
 # the columns training reads (pretrain/get_dataloaders.py)
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),

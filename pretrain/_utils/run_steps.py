@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
 
-from ..checkpoint import save_checkpoint
-from .steps import at_step_boundary, optimizer_step
+from pretrain.run.checkpoint import save_checkpoint
+from pretrain._utils.steps import at_step_boundary, optimizer_step
 
 
 class SaveCheckpoints(Callback):

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import MyConfig, get_config, repo_path
-from .run_dir import RunDir
-from .run_lock import claim_run
+from pretrain.config import MyConfig, get_config, repo_path
+from pretrain.run.run_dir import RunDir
+from pretrain.run.run_lock import claim_run
 
 # What the demo changes from `get_config(size)`: the shipped corpus and its tokenizer, a held-out
 # slice, and no intermediate checkpoints (the run is short; the export is what is fine-tuned).
@@ -70,9 +70,9 @@ def run_demo(c: MyConfig, task_dir: str | Path = DEMO_TASK, seeds: int = 3, epoc
 
 def _pretrain_and_finetune(c: MyConfig, task, seeds: int, epochs: int, verbose: bool) -> dict:
     from finetune.train import FinetuneSettings, finetune
-    from .export import finetuned_model_dir
-    from .train import pretrain
-    from .validation_cb import read_valid_log
+    from pretrain.run.export import finetuned_model_dir
+    from pretrain.train import pretrain
+    from pretrain.run.validation_cb import read_valid_log
 
     start = time.time()
     learn = pretrain(c)
@@ -122,7 +122,7 @@ def demo_report(r: dict) -> str:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from .__main__ import config_overrides
+    from pretrain.__main__ import config_overrides
     overrides = config_overrides(args)
     c = demo_config(overrides.pop('size', 'tiny'), **overrides)
     print(f'demo {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}, '
@@ -132,7 +132,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    from .__main__ import add_config_flags
+    from pretrain.__main__ import add_config_flags
     p = subparsers.add_parser('demo', help='pre-train, held-out metrics, fine-tune against random init '
                                            '(the shipped Japanese corpus and task by default)')
     add_config_flags(p)

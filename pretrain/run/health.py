@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
-from ._utils.steps import optimizer_step
-from .log_cb import CSVLogger
+from pretrain._utils.steps import optimizer_step
+from pretrain.run.log_cb import CSVLogger
 
 
 class NonFiniteLossError(ValueError):

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import repo_path
-from .run_dir import RunDir
+from _utils.paths import repo_path
+from pretrain.run.run_dir import RunDir
 
 # lock files this process holds: path -> [fd, holders]. The demo holds its run around
 # pretrain(), which claims it again: a second flock of the file from this process would conflict

@@ -2,7 +2,7 @@
 `pretrain.train.preprocess` does), with the peak memory of the main process and its workers
 and the throughput.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m pretrain.bench_preprocess --mb 2000 --num_proc 2
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m pretrain.tools.bench_preprocess --mb 2000 --num_proc 2
 
 The corpus (`--dir`/corpus_{mb}MB.txt, kept for the next run) is sentences of data/sample drawn
 at random, 5 to 40 per document, a blank line between documents. Each run starts without
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from .paths import REPO_ROOT
+from _utils.paths import REPO_ROOT
 
 
 def generate_corpus(path: Path, n_bytes: int, seed: int = 0) -> Path:
@@ -92,9 +92,9 @@ def run(corpus: Path, work: Path, num_proc: int, tokenizer: str = 'data/sample/t
         every: float = 0.5) -> dict:
     """File -> cached examples as `preprocess` does it, from empty caches under `work`;
     returns sizes, times (s), throughput (MB/s of corpus file) and memory peaks (bytes)."""
-    from ._utils.electra_dataprocessor import ELECTRADataProcessor
-    from .corpus import load_corpus
-    from .tokenizer import load_tokenizer
+    from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+    from pretrain.prepare.corpus import load_corpus
+    from pretrain.prepare.tokenizer import load_tokenizer
     hf_tokenizer = load_tokenizer(tokenizer)
     shutil.rmtree(work, ignore_errors=True)
     with MemorySampler(every) as memory:

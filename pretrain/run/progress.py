@@ -11,9 +11,9 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.basics import noop
 
-from ._utils.run_steps import RunSteps
-from ._utils.steps import at_step_boundary, optimizer_step
-from .log_cb import CSVLogger
+from pretrain._utils.run_steps import RunSteps
+from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain.run.log_cb import CSVLogger
 
 MODES = ('tty', 'notebook', 'plain', 'off')
 ENV = 'PRETRAIN_PROGRESS'  # forces a mode, e.g. PRETRAIN_PROGRESS=plain under a terminal multiplexer

@@ -1,8 +1,8 @@
 """Tokenisation speed in one process: the seed's way (one `tokenize` + `convert_tokens_to_ids`
-call per line) against ours (`pretrain.tokenizer.batch_encoder`, one call per batch of lines),
+call per line) against ours (`pretrain.prepare.tokenizer.batch_encoder`, one call per batch of lines),
 on the same lines, checking that both give the same ids.
 
-    python -m pretrain.bench_tokenize --data data/sample/ja.txt --tokenizer DIR --repeat 40
+    python -m pretrain.tools.bench_tokenize --data data/sample/ja.txt --tokenizer DIR --repeat 40
 
 The corpus is repeated `--repeat` times so that each measurement takes a few seconds. Rust
 `tokenizers` runs on one thread here (TOKENIZERS_PARALLELISM=false unless set), so the rates
@@ -52,7 +52,7 @@ def batched(encode, lines: list[str], batch_size: int) -> list[list[int]]:
 def mecab_only(tok, lines: list[str]) -> float:
     """Seconds MeCab alone takes on `lines` (NFKC + one parse per line): a floor for any
     exact MeCab-based tokeniser."""
-    from .ja_tokenizer import MeCab, japanese_batch_encoder
+    from pretrain.prepare.ja_tokenizer import MeCab, japanese_batch_encoder
     mecab = MeCab(japanese_batch_encoder(tok).mecab_option)
     mecab.parse(lines[0])
     start = time.perf_counter()
@@ -63,7 +63,7 @@ def mecab_only(tok, lines: list[str]) -> float:
 
 def bench(tokenizer_dir: str, data: str, repeat: int, batch_size: int) -> dict[str, float]:
     """Measure both paths on `data` repeated `repeat` times; print and return the rates."""
-    from .tokenizer import batch_encoder, load_tokenizer
+    from pretrain.prepare.tokenizer import batch_encoder, load_tokenizer
     if repeat < 1 or batch_size < 1:
         raise ValueError(f"--repeat and --batch_size must be >= 1, got {repeat} and {batch_size}")
     tok = load_tokenizer(tokenizer_dir)
@@ -95,7 +95,7 @@ def bench(tokenizer_dir: str, data: str, repeat: int, batch_size: int) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m pretrain.bench_tokenize', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m pretrain.tools.bench_tokenize', description=__doc__.splitlines()[0])
     parser.add_argument('--data', default='data/sample/ja.txt', help='text file, one sentence per line')
     parser.add_argument('--tokenizer', default='data/sample/tokenizer', help='local tokenizer directory')
     parser.add_argument('--repeat', type=int, default=20, help='times to repeat the corpus')

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
-from .masked_lm_cb import MaskedLMCallback
+from pretrain.masked_lm_cb import MaskedLMCallback
 
 CUDA_GRAPH_MODES = ('reduce-overhead', 'max-autotune')  # torch.compile's modes that use CUDA graphs
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .paths import repo_path
+from _utils.paths import repo_path
 
 # Corpora shipped with the repository, by name.
 NAMED_DATAS: dict[str, list[str]] = {

@@ -1,8 +1,8 @@
-"""The seed notebook's training step, rebuilt here as the baseline of `python -m pretrain.bench
+"""The seed notebook's training step, rebuilt here as the baseline of `python -m pretrain.tools.bench
 --compare-seed`: the design the seed trains with, on the same synthetic batches and sizes as
 our benchmark (`synthetic_examples`, `SyntheticVocab`), so that the ratio of the two is what this project's step bought.
 
-    python -m pretrain.bench_seed --size small --steps 200 --warmup 30 [--bs B] [--max_length L]
+    python -m pretrain.tools.bench_seed --size small --steps 200 --warmup 30 [--bs B] [--max_length L]
         [--vocab_size V] [--device D] [--num_workers N]
 
 What the seed does, and this step does too (its costs, not its known bugs):
@@ -48,7 +48,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from _utils.gradient_clipping import GradientClipping
 
-from .config import electra_configs, get_config
+from pretrain.config import electra_configs, get_config
 
 
 class SyntheticVocab:
@@ -224,7 +224,7 @@ def run_seed_step(size: str = 'small', steps: int = 200, warmup: int = 30, bs: i
                   max_length: int | None = None, vocab_size: int = 30522, device: str | None = None,
                   num_workers: int | None = None) -> dict:
     """Time `steps` of the seed's step after `warmup` ones, on the synthetic examples and sizes
-    of `pretrain.bench.run_bench`; returns the figures as a dict."""
+    of `pretrain.tools.bench.run_bench`; returns the figures as a dict."""
     if steps < 1 or warmup < 1:
         raise ValueError(f"steps and warmup must be at least 1, got {steps} and {warmup}")
     c = get_config(size, **{k: v for k, v in dict(bs=bs, max_length=max_length, device=device,
@@ -278,7 +278,7 @@ def _step_flops(model: FullVocabELECTRA, loader: RowByRowLoader, masking: Bernou
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog='python -m pretrain.bench_seed', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(prog='python -m pretrain.tools.bench_seed', description=__doc__.split('\n\n')[0])
     p.add_argument('--size', default='small', help='the architecture and batch of this recipe (default: small)')
     p.add_argument('--steps', type=int, default=200, help='timed steps (default: 200)')
     p.add_argument('--warmup', type=int, default=30, help='steps before the timing starts (default: 30)')

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from .checkpoint import load_checkpoint, unwrap
-from .model_card import model_card, run_facts
-from .models import ELECTRAModel, MLMModel, tie_embeddings
-from .paths import remove_stale_temps, temp_sibling
+from pretrain.run.checkpoint import load_checkpoint, unwrap
+from pretrain.run.model_card import model_card, run_facts
+from pretrain.models import ELECTRAModel, MLMModel, tie_embeddings
+from _utils.paths import remove_stale_temps, temp_sibling
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
 FINETUNED_PARTS = ('discriminator', 'mlm')
@@ -27,7 +27,7 @@ def finetuned_model_dir(export_dir: str | Path) -> Path:
             return Path(export_dir) / part
     raise ValueError(f"{export_dir} holds no exported discriminator/ or mlm/ model; export a checkpoint with "
                      f"`python -m pretrain export CHECKPOINT OUT_DIR`")
-from .tokenizer import load_tokenizer, vocab_hash
+from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
 
 
 def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel | MLMModel:

@@ -12,16 +12,16 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from ._utils.steps import at_step_boundary, optimizer_step
-from .distributed import rank
-from .get_dataloaders import pad_batch
-from .log_cb import CSVLogger, read_log, start_csv
-from .mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
-from .models import gen_logits_at_masks, pad_mask_and_token_types
-from .metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
+from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain.run.distributed import rank
+from pretrain.get_dataloaders import pad_batch
+from pretrain.run.log_cb import CSVLogger, read_log, start_csv
+from pretrain.mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
+from pretrain.models import gen_logits_at_masks, pad_mask_and_token_types
+from pretrain.run.metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
                       replaced_precision_recall)
-from .rng import isolated_rng
-from .run_dir import RunDir
+from _utils.rng import isolated_rng
+from pretrain.run.run_dir import RunDir
 
 # replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original";
 # token_cosine: the mean cosine between the fine-tuned encoder's token states (`HEALTH_ROWS` held-out rows):

@@ -1,13 +1,13 @@
 """Training-step benchmark: the real step (fastai Learner, callbacks, optimizer, precision) on
 synthetic token ids, beside the seed notebook's step on the same ids (`pretrain/bench_seed.py`).
 
-    python -m pretrain.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
+    python -m pretrain.tools.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
         [--grad_accum K] [--out results.jsonl]
 
 Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode over one
 forward + backward on fake tensors, pretrain/flops.py), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
 and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
-step (`python -m pretrain.bench_seed`, in this repository) with the same sizes and device in a
+step (`python -m pretrain.tools.bench_seed`, in this repository) with the same sizes and device in a
 subprocess and prints the ratio. `--out` appends the figures as one JSON line
 (bench/gpu_check.sh collects them).
 """
@@ -27,15 +27,15 @@ import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 
-from ._utils.steps import at_step_boundary, optimizer_step
-from .bench_seed import SyntheticVocab, synthetic_examples
-from .compile_step import compile_mode
-from .config import get_config
-from .get_dataloaders import get_dataloader
-from .flops import flops_per_step
-from .paths import REPO_ROOT
-from .progress import replace_progress
-from .train import build_learner, resolve_precision, set_seed
+from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain.tools.bench_seed import SyntheticVocab, synthetic_examples
+from pretrain.run.compile_step import compile_mode
+from pretrain.config import get_config
+from pretrain.get_dataloaders import get_dataloader
+from pretrain.run.flops import flops_per_step
+from _utils.paths import REPO_ROOT
+from pretrain.run.progress import replace_progress
+from pretrain.train import build_learner, resolve_precision, set_seed
 
 # dense bf16 tensor-core peaks (FLOP/s), for MFU
 PEAK_BF16 = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'A10G': 70e12}
@@ -102,9 +102,9 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
 
 def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, vocab_size: int,
                device: str | None = None) -> dict:
-    """The seed's step (`python -m pretrain.bench_seed`) with the same sizes, in a fresh process
+    """The seed's step (`python -m pretrain.tools.bench_seed`) with the same sizes, in a fresh process
     so that neither step inherits the other's memory, compiled graphs or settings."""
-    cmd = [sys.executable, '-m', 'pretrain.bench_seed', '--size', size, '--steps', str(steps), '--warmup', str(warmup),
+    cmd = [sys.executable, '-m', 'pretrain.tools.bench_seed', '--size', size, '--steps', str(steps), '--warmup', str(warmup),
            '--bs', str(bs), '--max_length', str(max_length), '--vocab_size', str(vocab_size)]
     if device is not None:
         cmd += ['--device', str(device)]
@@ -118,7 +118,7 @@ def seed_bench(size: str, steps: int, warmup: int, bs: int, max_length: int, voc
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog='python -m pretrain.bench', description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python -m pretrain.tools.bench', description=__doc__.splitlines()[0])
     p.add_argument('--size', default='small')
     p.add_argument('--steps', type=int, default=200)
     p.add_argument('--warmup', type=int, default=30)

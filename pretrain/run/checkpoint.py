@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback, TrainEvalCallback
 
-from .flops import flops_per_step
-from .rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
-from .paths import remove_stale_temps, repo_path, temp_sibling
-from .run_dir import RunDir
-from .tokenizer import vocab_hash
+from pretrain.run.flops import flops_per_step
+from _utils.rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
+from _utils.paths import remove_stale_temps, repo_path, temp_sibling
+from pretrain.run.run_dir import RunDir
+from pretrain.prepare.tokenizer import vocab_hash
 
 FORMAT = 'electra-pretrain-checkpoint/2'
 OLD_FORMATS = ('electra-pretrain-checkpoint/1',)

@@ -8,9 +8,9 @@ from typing import Callable, Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from .config import SPECIAL_TOKENS
-from .ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
-from .paths import remove_stale_temps, repo_path, temp_sibling
+from pretrain.config import SPECIAL_TOKENS
+from pretrain.prepare.ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
+from _utils.paths import remove_stale_temps, repo_path, temp_sibling
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 32768,
@@ -61,7 +61,7 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     """
     import json
     import shutil
-    from .corpus import load_corpus
+    from pretrain.prepare.corpus import load_corpus
     if vocab_size < len(SPECIAL_TOKENS) + num_unused + 1 or min_frequency < 1 or num_unused < 0:
         raise ValueError(f"vocab_size ({vocab_size}) must exceed the special and unused tokens, min_frequency "
                          f"({min_frequency}) must be >= 1 and num_unused ({num_unused}) >= 0")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import repo_path
+from _utils.paths import repo_path
 
 # a checkpoint's tag after `{run_name}_`: a save point ('6.25%') or a periodic step ('step5000')
 CHECKPOINT_TAG = re.compile(r'_(step\d+|[\d.]+%)$')

@@ -9,8 +9,8 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss, Recorder
 
-from ._utils.steps import at_step_boundary, optimizer_step
-from .run_dir import RunDir
+from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain.run.run_dir import RunDir
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 MLM_COLUMNS = ['step', 'gen_loss', 'loss', 'lr']  # the MLM baseline's log: no discriminator

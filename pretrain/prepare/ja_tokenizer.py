@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, BertJapaneseTokenizer
 from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
 
-from .config import SPECIAL_TOKENS
+from pretrain.config import SPECIAL_TOKENS
 
 # Dictionaries transformers' MecabTokenizer accepts by name, and the pip package behind each.
 DICTIONARIES = {'unidic_lite': 'unidic-lite', 'unidic': 'unidic', 'ipadic': 'ipadic'}
@@ -218,7 +218,7 @@ class JapaneseBatchEncoder:
         reason = _unsupported(hf_tokenizer)
         if reason:
             raise ValueError(f"japanese_batch_encoder needs a MeCab + WordPiece BertJapaneseTokenizer, but {reason}; "
-                             f"use pretrain.tokenizer.batch_encoder, which falls back to the per-line path")
+                             f"use pretrain.prepare.tokenizer.batch_encoder, which falls back to the per-line path")
         tok = hf_tokenizer
         kwargs = dict(tok.mecab_kwargs or {})
         # MecabTokenizer's own default dictionary when the config names none (it changed across versions)

@@ -26,14 +26,14 @@ from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
 from _utils.quiet_transformers import quiet_transformers
 
-from .checkpoint import checkpoints_of, load_checkpoint
-from .config import repo_path
-from .export import checkpoint_tokenizer, model_from_checkpoint
-from .mask_tokens import max_predictions_per_seq, never_masked
-from .plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
-from .run_dir import CHECKPOINT_TAG, RunDir, runs_in
-from .tokenizer import load_tokenizer, vocab_language
-from .validation_cb import valid_csv_path
+from pretrain.run.checkpoint import checkpoints_of, load_checkpoint
+from pretrain.config import repo_path
+from pretrain.run.export import checkpoint_tokenizer, model_from_checkpoint
+from pretrain.mask_tokens import max_predictions_per_seq, never_masked
+from pretrain.tools.plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
+from pretrain.run.run_dir import CHECKPOINT_TAG, RunDir, runs_in
+from pretrain.prepare.tokenizer import load_tokenizer, vocab_language
+from pretrain.run.validation_cb import valid_csv_path
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
 DEFAULT_TEXTS = {'ja': '川の水は山から海へと流れていく。',

@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .log_cb import MLM_COLUMNS, read_log
-from .run_dir import RunDir, runs_in
-from .validation_cb import MLM_VALID_COLUMNS, valid_csv_path
+from pretrain.run.log_cb import MLM_COLUMNS, read_log
+from pretrain.run.run_dir import RunDir, runs_in
+from pretrain.run.validation_cb import MLM_VALID_COLUMNS, valid_csv_path
 
 # the columns every training / held-out log has, ELECTRA's or the MLM baseline's (older held-out
 # logs lack token_cosine)

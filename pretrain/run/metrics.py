@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .models import ElectraOutput, gen_logits_at_masks
+from pretrain.models import ElectraOutput, gen_logits_at_masks
 import torch.nn.functional as F
 
 
