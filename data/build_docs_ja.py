@@ -43,6 +43,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, Iterable
 
+from _utils.japanese import JAPANESE as _JA_CHAR, JAPANESE_CHARS as JA_CHARS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -195,11 +197,9 @@ def parse_page(path: str, html: str) -> Page:
     return Page(path, clean_text(''.join(p.title)), p.links, p.paragraphs)
 
 
-JA_CHARS = '\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f々〆〇'
 # Japanese characters and full-width punctuation: no space belongs between two of them
 JA_OR_PUNCT = f'[{JA_CHARS}\u3000-\u303f\uff01-\uff65]'
 _SPACE_BETWEEN_JA = re.compile(f'(?<={JA_OR_PUNCT}) (?={JA_OR_PUNCT})')
-_JA_CHAR = re.compile(f'[{JA_CHARS}]')
 _SPACES = re.compile(r' {2,}')
 
 

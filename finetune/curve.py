@@ -159,7 +159,7 @@ def architecture(runner: Finetuner) -> tuple[str, dict]:
     """(id, description) of what a random initialisation of `runner`'s model depends on: its
     config (architecture entries only) and its tokenizer's vocabulary. Runs that share it share
     one random-init baseline."""
-    from pretrain.prepare.tokenizer import vocab_hash
+    from pretrain.prepare.vocab import vocab_hash
     from .model import load_config
     config = load_config(runner.model_dir).to_dict()
     key = {k: v for k, v in config.items() if k not in NOT_ARCHITECTURE and not k.startswith('_')}

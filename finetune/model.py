@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from _utils.quiet_transformers import quiet_transformers
 from pretrain.optim import ElectraAdam
-from pretrain.prepare.tokenizer import check_tokenizer_files, check_vocabulary
+from pretrain.prepare.vocab import check_tokenizer_files, check_vocabulary
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

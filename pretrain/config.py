@@ -77,6 +77,7 @@ INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 
             'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0,
             'max_predictions': 1}
 PATH_KEYS = ('tokenizer', 'data_dir', 'checkpoint_dir', 'resume', 'init_generator', 'init_discriminator')
+MAX_POSITIONS = 512  # BERT's and ELECTRA's position embeddings: the longest input a model takes
 
 # Every key a config may hold, with the vanilla default (None: derived from `size`).
 DEFAULTS: dict[str, Any] = {
@@ -210,109 +211,147 @@ KEY_HELP: dict[str, str] = {
 }
 
 
-def _allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
+def check_allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """A one-line `ValueError` unless `value` is one of `allowed` (a config key's, or an argument's)."""
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(repr, allowed))}")
 
 
-def validate(c: MyConfig) -> MyConfig:
-    """Check every value a run depends on; raise `ValueError` naming the key and the fix."""
-    from pretrain.prepare.corpus import check_data_name
+def _number(key: str, v: Any, low: float, high: float, low_open: bool = True) -> None:
+    if (not isinstance(v, (int, float)) or isinstance(v, bool) or not (low < v if low_open else low <= v) or not v < high):
+        raise ValueError(f"{key} must be a number in {'(' if low_open else '['}{low}, {high}), got {v!r}")
 
-    _allowed('size', c.size, SIZES)
-    _allowed('objective', c.objective, OBJECTIVES)
-    _allowed('sampling', c.sampling, SAMPLINGS)
-    _allowed('schedule', c.schedule, SCHEDULES)
-    _allowed('logger', c.logger, LOGGERS)
-    _allowed('precision', c.get('precision', 'auto'), PRECISIONS)
-    _allowed('wandb_mode', c.get('wandb_mode'), WANDB_MODES)
-    if not (isinstance(c.get('compile', False), bool) or c.get('compile') in COMPILE_MODES[2:]):
-        raise ValueError(f"unknown compile {c.get('compile')!r}; allowed: {', '.join(map(repr, COMPILE_MODES))}")
-    if isinstance(c.datas, str) or not c.datas:
-        raise ValueError(f"datas must be a non-empty list of data names or paths, got {c.datas!r}")
-    for data in c.datas:
-        check_data_name(data)
-    if c.objective == 'mlm' and (c.get('init_generator') or c.get('init_discriminator')):
-        raise ValueError("init_generator/init_discriminator continue an ELECTRA pair; objective 'mlm' trains one "
-                         "model from scratch: drop them or use objective='electra'")
-    if c.get('static_shapes') and not c.get('exact_mask_count', True):
-        raise ValueError("static_shapes needs exact_mask_count=True (Bernoulli masking can overflow the mask slots)")
-    if c.get('compile') and not c.get('static_shapes'):
-        raise ValueError("compile needs static_shapes=True (one shape per step, no data-dependent indexing)")
-    for key in BOOL_KEYS:
-        if not isinstance(c.get(key, False), bool) and not (key in ('static_shapes', 'adam_bias_correction') and c.get(key) is None):
-            raise ValueError(f"{key} must be true or false, got {c.get(key)!r}")
-    for key, low in INT_KEYS.items():
-        v = c.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
-            raise ValueError(f"{key} must be an integer >= {low}, got {v!r}")
-    wd = c.get('weight_decay', 0.01)
-    if not isinstance(wd, (int, float)) or isinstance(wd, bool) or not 0 <= wd < 1:
-        raise ValueError(f"weight_decay must be a number in [0, 1), got {wd!r}")
-    for key, low, high in (('mask_prob', 0, 1), ('lr', 0, math.inf), ('clip', 0, math.inf)):
-        v = c.get(key)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not low < v < high):
-            raise ValueError(f"{key} must be a number in ({low}, {high}), got {v!r}")
-    if c.get('max_predictions') is not None and c.get('max_length') and c.max_predictions > c.max_length:
-        raise ValueError(f"max_predictions ({c.max_predictions}) cannot exceed max_length ({c.max_length})")
-    if c.get('overwrite') and c.get('resume'):
-        raise ValueError("overwrite deletes the run's checkpoints and resume continues from them; give one of the two")
-    for key in PATH_KEYS:
-        if c.get(key) is not None and not isinstance(c.get(key), str):
-            raise ValueError(f"{key} must be a path (a string), got {c.get(key)!r}")
-    vs = c.get('valid_size')
-    if vs is not None and (isinstance(vs, bool) or not (isinstance(vs, int) and vs > 0 or isinstance(vs, float) and 0 < vs < 1)):
-        raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {vs!r}")
-    mlc = c.get('min_line_chars', 0)
-    if not (isinstance(mlc, int) and mlc >= 0 or isinstance(mlc, dict) and set(mlc) <= {'ja', 'default'}
-            and all(isinstance(v, int) and v >= 0 for v in mlc.values())):
-        raise ValueError(f"min_line_chars must be a non-negative int or {{'ja': n, 'default': m}}, got {mlc!r}")
-    if c.bs % c.get('grad_accum', 1):
-        raise ValueError(f"bs {c.bs} is not divisible by grad_accum {c.grad_accum}; each micro-batch must be bs / grad_accum")
-    if not 8 <= c.max_length <= 512:
-        raise ValueError(f"max_length must be in [8, 512] (512 position embeddings), got {c.max_length}")
-    for key in ('gen_smooth_label', 'disc_smooth_label'):
-        v = c[key]
+
+def check_setting(key: str, v: Any) -> None:
+    """A one-line `ValueError` naming `key` and what it allows, unless `v` is a valid value of it on
+    its own (`check_together` checks the keys that constrain each other)."""
+    allowed = {'size': SIZES, 'objective': OBJECTIVES, 'sampling': SAMPLINGS, 'schedule': SCHEDULES,
+               'logger': LOGGERS, 'precision': PRECISIONS, 'wandb_mode': WANDB_MODES}
+    if key in allowed:
+        check_allowed(key, v, allowed[key])
+    elif key == 'compile':
+        if not (isinstance(v, bool) or isinstance(v, str) and v in COMPILE_MODES[2:]):
+            raise ValueError(f"unknown compile {v!r}; allowed: {', '.join(map(repr, COMPILE_MODES))}")
+    elif key == 'datas':
+        if isinstance(v, str) or not v or not all(isinstance(d, str) for d in v):
+            raise ValueError(f"datas must be a non-empty list of data names or paths, got {v!r}")
+    elif key in BOOL_KEYS:
+        if not isinstance(v, bool):
+            raise ValueError(f"{key} must be true or false, got {v!r}")
+    elif key in INT_KEYS:
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < INT_KEYS[key]):
+            raise ValueError(f"{key} must be an integer >= {INT_KEYS[key]}, got {v!r}")
+        if key == 'max_length' and v is not None and not 8 <= v <= MAX_POSITIONS:
+            raise ValueError(f"max_length must be in [8, {MAX_POSITIONS}] ({MAX_POSITIONS} position embeddings), got {v}")
+    elif key == 'weight_decay':
+        _number(key, v, 0, 1, low_open=False)
+    elif key in ('mask_prob',):
+        _number(key, v, 0, 1)
+    elif key in ('lr', 'clip'):
+        _number(key, v, 0, math.inf)
+    elif key in PATH_KEYS:
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"{key} must be a path (a string), got {v!r}")
+    elif key == 'valid_size':
+        if v is not None and (isinstance(v, bool) or not (isinstance(v, int) and v > 0 or isinstance(v, float) and 0 < v < 1)):
+            raise ValueError(f"valid_size must be a positive count or a fraction in (0, 1), got {v!r}")
+    elif key == 'min_line_chars':
+        if not (isinstance(v, int) and v >= 0 or isinstance(v, dict) and set(v) <= {'ja', 'default'}
+                and all(isinstance(n, int) and n >= 0 for n in v.values())):
+            raise ValueError(f"min_line_chars must be a non-negative int or {{'ja': n, 'default': m}}, got {v!r}")
+    elif key in ('gen_smooth_label', 'disc_smooth_label'):
         if v is not False and not (isinstance(v, float) and 0 < v < 1):
             raise ValueError(f"{key} must be False, True (0.1) or a float in (0, 1), got {v!r}")
-    lw = c.get('loss_weights', (1.0, 50.0))
-    if len(lw) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in lw):
-        raise ValueError(f"loss_weights must be two non-negative numbers (generator, discriminator), got {lw!r}")
-    if any(not (isinstance(p, float) and 0 < p <= 1 or isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= c.steps)
-           for p in c.get('save_points') or []):
-        raise ValueError(f"save_points must be fractions in (0, 1] or step counts in [1, steps], got {c.save_points!r}")
-    return c
+    elif key == 'loss_weights':
+        if len(v) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in v):
+            raise ValueError(f"loss_weights must be two non-negative numbers (generator, discriminator), got {v!r}")
 
 
-def derive(c: MyConfig) -> MyConfig:
-    """Fill the values the seed's notebook derives: seed, run_name, label smoothing, and the
-    size-dependent recipe values (only those not already set)."""
-    if c.size not in SIZES:
-        _allowed('size', c.size, SIZES)
-    if not c.get('seed'):
-        c.seed = random.randint(0, 999999)
-    if not c.get('base_run_name'):
-        c.base_run_name = 'run'
-    c.run_name = c.get('run_name') or f'{c.base_run_name}_{c.seed}'
-    for key in ('gen_smooth_label', 'disc_smooth_label'):
-        if c.get(key) is True:
-            c[key] = 0.1
-    recipe = SIZES[c.size]
-    for key in ('mask_prob', 'lr', 'bs', 'steps', 'max_length', 'warmup_steps', 'generator_size_divisor'):
-        if c.get(key) is None:
-            c[key] = recipe[key]
-    if c.get('adam_bias_correction') is None:
-        c.adam_bias_correction = c.warmup_steps < SHORT_WARMUP
-    if c.get('max_predictions') is None:
-        c.max_predictions = max_predictions_per_seq(c.mask_prob, c.max_length)
-    if c.get('valid_size') and c.get('eval_every') is None:
-        c.eval_every = max(1, c.steps // 20)
-    if c.get('device') is None:
-        import torch  # here, not at the top: the config module stays free of torch
-        c.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    if c.get('static_shapes') is None:  # a compiled step needs one shape per step
-        c.static_shapes = str(c.device).startswith('cuda') or c.get('compile', False) is not False
-    return c
+def save_point_steps(save_points: Iterable[float | int], steps: int) -> dict[int, list[str]]:
+    """The seed's save points as {step: [checkpoint tags]}: a fraction in (0, 1] of `steps` (tag
+    '6.25%'; a fraction of a short run that rounds to step 0 saves after step 1) or a step count in
+    [1, steps] (tagged by its share of the run). A point outside the run is a one-line error."""
+    points: dict[int, list[str]] = {}
+    for p in save_points:
+        if not (isinstance(p, float) and 0 < p <= 1 or isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= steps):
+            raise ValueError(f"save point {p!r} is outside the run of {steps} steps: save_points are fractions in (0, 1] "
+                             f"or step counts in [1, steps]")
+        step = p if isinstance(p, int) else max(1, int(steps * p))
+        points.setdefault(step, []).append(f'{p * 100 if isinstance(p, float) else step / steps * 100}%')
+    return points
+
+
+def _device(c) -> str:
+    import torch  # here, not at the top: the config module stays free of torch
+    return 'cuda:0' if torch.cuda.is_available() else 'cpu'
+
+
+def _seed(c) -> int:
+    raise ValueError("seed is not set; build the config with get_config (which draws one when seed is None or 0) "
+                     "or give c.seed a number")
+
+
+# How a key left out (or None) gets its value: the size's recipe, or other keys.
+DERIVED = {
+    **{key: (lambda c, key=key: SIZES[setting(c, 'size')][key])
+       for key in ('mask_prob', 'lr', 'bs', 'steps', 'max_length', 'warmup_steps', 'generator_size_divisor')},
+    'adam_bias_correction': lambda c: setting(c, 'warmup_steps') < SHORT_WARMUP,
+    'max_predictions': lambda c: max_predictions_per_seq(setting(c, 'mask_prob'), setting(c, 'max_length')),
+    'eval_every': lambda c: max(1, setting(c, 'steps') // 20) if setting(c, 'valid_size') else None,
+    'device': _device,
+    # a compiled step needs one shape per step
+    'static_shapes': lambda c: str(setting(c, 'device')).startswith('cuda') or setting(c, 'compile') is not False,
+    'base_run_name': lambda c: 'run',
+    'run_name': lambda c: f"{setting(c, 'base_run_name')}_{setting(c, 'seed')}",
+    'seed': _seed,
+}
+
+
+def setting(c: dict, key: str) -> Any:
+    """Config key `key` of `c`, checked (`check_setting`): the value `c` holds, else its default:
+    the size's recipe value, or one derived from other keys (`DERIVED`), or `DEFAULTS`'. This is
+    how every builder reads a config, so a config built by hand (the seed notebook's `MyConfig`,
+    with a dozen keys) works with the builders that need only those; `resolve` applies it to every
+    key at once."""
+    if key not in DEFAULTS:
+        raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(sorted(DEFAULTS))}")
+    v = c.get(key, DEFAULTS[key])
+    if key in DERIVED and (not v if key in ('seed', 'base_run_name', 'run_name') else v is None):
+        v = DERIVED[key](c)
+    if key in ('gen_smooth_label', 'disc_smooth_label') and v is True:
+        v = 0.1  # the seed notebook's rule
+    elif key == 'datas' and isinstance(v, (list, tuple)):
+        v = list(v)
+    elif key == 'save_points':
+        v = list(v or [])
+    elif key == 'loss_weights':
+        v = tuple(v)
+    check_setting(key, v)
+    return v
+
+
+def check_together(c: MyConfig) -> None:
+    """The checks of keys that constrain each other, on a resolved config."""
+    if c.objective == 'mlm' and (c.init_generator or c.init_discriminator):
+        raise ValueError("init_generator/init_discriminator continue an ELECTRA pair; objective 'mlm' trains one "
+                         "model from scratch: drop them or use objective='electra'")
+    if c.static_shapes and not c.exact_mask_count:
+        raise ValueError("static_shapes needs exact_mask_count=True (Bernoulli masking can overflow the mask slots)")
+    if c.compile and not c.static_shapes:
+        raise ValueError("compile needs static_shapes=True (one shape per step, no data-dependent indexing)")
+    if c.max_predictions > c.max_length:
+        raise ValueError(f"max_predictions ({c.max_predictions}) cannot exceed max_length ({c.max_length})")
+    if c.overwrite and c.resume:
+        raise ValueError("overwrite deletes the run's checkpoints and resume continues from them; give one of the two")
+    check_accumulation(c.bs, c.grad_accum)
+    save_point_steps(c.save_points, c.steps)
+
+
+def check_accumulation(bs: int, grad_accum: int, world_size: int = 1) -> None:
+    """A step's `bs` examples split evenly over `world_size` processes x `grad_accum` micro-batches."""
+    if bs % (grad_accum * world_size):
+        over = f"{world_size} processes x {grad_accum} micro-batches" if world_size > 1 else f"grad_accum {grad_accum}"
+        raise ValueError(f"bs {bs} is not divisible by {over}; each micro-batch must be bs / (processes x grad_accum)")
 
 
 def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | None = 11081,
@@ -321,25 +360,25 @@ def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | 
 
     Unknown keys raise `ValueError` listing the known ones, so a typo never goes unnoticed.
     """
-    return resolve(MyConfig(size=size, seed=seed, datas=datas, **overrides))
+    return resolve(MyConfig(size=size, seed=seed, datas=datas or list(DEFAULTS['datas']), **overrides))
 
 
 def resolve(c: dict) -> MyConfig:
-    """The one place a config is completed: every key of `DEFAULTS` filled in (values already
-    set win), the recipe's derived values computed (`derive`: lr, bs, max_predictions,
-    static_shapes...), every value validated. Returns a new `MyConfig`; resolving a resolved
-    config gives the same one. Every entry point (`pretrain`, `build_learner`, `preprocess`,
-    `get_dataloader`, `get_optim`, `get_scheduler`) resolves what it is given, so a config built
-    by hand as the seed notebook does works too; the code behind them reads resolved values."""
+    """The one place a config is completed, called by the entry points only (`get_config`,
+    `pretrain`; tests/test_architecture.py checks it): every key of `DEFAULTS` read through
+    `setting` (values set win; the recipe's and derived values fill the rest; each checked), a
+    seed drawn when none is set, then the keys that constrain each other checked. Returns a new
+    `MyConfig`; resolving a resolved config gives the same one. A corpus is checked where it is
+    read (`prepare.corpus`), not here."""
     unknown = sorted(set(c) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(DEFAULTS))}")
-    r = MyConfig(DEFAULTS)
-    r.update(c)
-    r.datas = list(r.datas) if isinstance(r.datas, (list, tuple)) else (r.datas or list(DEFAULTS['datas']))
-    r.save_points = list(r.save_points or [])
-    r.loss_weights = tuple(r.loss_weights)
-    return validate(derive(r))
+    c = dict(c)
+    if not c.get('seed', DEFAULTS['seed']):
+        c['seed'] = random.randint(0, 999999)
+    r = MyConfig({key: setting(c, key) for key in DEFAULTS})
+    check_together(r)
+    return r
 
 
 def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraConfig]:
@@ -349,13 +388,13 @@ def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraCo
     `generator_size_divisor` (the public electra-small checkpoints are "small++" and do not).
     """
     from transformers import ElectraConfig  # here: the config module stays free of torch and transformers
-    arch = SIZES[c.size]
+    arch = SIZES[setting(c, 'size')]
     common = dict(vocab_size=len(hf_tokenizer), embedding_size=arch['embedding_size'],
                   num_hidden_layers=arch['num_hidden_layers'], hidden_act='gelu',
                   hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                  max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02,
+                  max_position_embeddings=MAX_POSITIONS, type_vocab_size=2, initializer_range=0.02,
                   layer_norm_eps=1e-12, pad_token_id=hf_tokenizer.pad_token_id)
-    div = c.get('generator_size_divisor') or arch['generator_size_divisor']
+    div = setting(c, 'generator_size_divisor')
     disc = ElectraConfig(hidden_size=arch['hidden_size'], num_attention_heads=arch['num_attention_heads'],
                          intermediate_size=arch['intermediate_size'], **common)
     gen = ElectraConfig(hidden_size=int(arch['hidden_size'] / div),

@@ -12,7 +12,8 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import to_device
 from fastcore.basics import chunked
 
-from pretrain.config import resolve
+from pretrain.config import setting
+from pretrain.grad_accum import micro_batch_size
 
 
 def pad_batch(table, pad_idx: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,11 +113,12 @@ def get_dataloader(c, hf_tokenizer, dset: datasets.Dataset, rank: int = 0, world
     shuffled with a RNG seeded from `c.seed`, pinned memory on CUDA. The last partial batch of
     an epoch is dropped: Google trains on fixed-size batches, and with static shapes every step
     then has one shape (a compiled step never recompiles)."""
-    c = resolve(c)
-    if len(dset) < c.bs:
-        raise ValueError(f"the corpus gives fewer examples ({len(dset)}) than one batch (bs={c.bs}); "
+    bs, max_length = setting(c, 'bs'), setting(c, 'max_length')
+    if len(dset) < bs:
+        raise ValueError(f"the corpus gives fewer examples ({len(dset)}) than one batch (bs={bs}); "
                          f"use a smaller bs or a bigger corpus")
-    return ElectraDataLoader(dset, bs=c.bs // (world_size * c.grad_accum), pad_idx=hf_tokenizer.pad_token_id, max_length=c.max_length,
-                             pad_to_max_length=c.pad_to_max_length or bool(c.static_shapes), shuffle=True,
-                             drop_last=True, num_workers=c.num_workers, seed=c.seed, rank=rank, world_size=world_size,
-                             pin_memory=torch.cuda.is_available() and 'cuda' in str(c.device))
+    return ElectraDataLoader(dset, bs=micro_batch_size(c, world_size), pad_idx=hf_tokenizer.pad_token_id,
+                             max_length=max_length, pad_to_max_length=setting(c, 'pad_to_max_length') or setting(c, 'static_shapes'),
+                             shuffle=True, drop_last=True, num_workers=setting(c, 'num_workers'), seed=setting(c, 'seed'),
+                             rank=rank, world_size=world_size,
+                             pin_memory=torch.cuda.is_available() and 'cuda' in str(setting(c, 'device')))

@@ -25,10 +25,13 @@ from itertools import islice
 from typing import Iterator
 
 import torch
+from fastai.callback.training import GradientAccumulation
 from fastai.torch_core import to_device
 
+from pretrain.config import check_accumulation, setting
 from pretrain.masked_lm_cb import MaskedLMCallback
 from pretrain.models import global_counts, loss_counts
+from pretrain.run.distributed import unwrap
 
 
 class LookAhead:
@@ -81,9 +84,31 @@ class AccumulationMaskedLM(MaskedLMCallback):
             return super().before_batch()  # evaluation: one batch at a time, its own counts
         if dl.index == 0:  # ResumeCallback (order -5) has already restored the RNGs
             self.masked = [self.mask(*batch) for batch in to_device(dl.group, self.xb[0].device)]
-            model = getattr(self.learn.model, 'module', self.learn.model)  # inside DistributedDataParallel
+            model = unwrap(self.learn.model)
             total = sum(loss_counts(xb[2], xb[0] != model.pad_token_id, model.n_slots(xb[0].shape[1]))
                         for xb, _ in self.masked)
             self.counts = global_counts(total) / self.k  # one all-reduce per step under DDP
         xb, yb = self.masked[dl.index]
         self.learn.xb, self.learn.yb = xb, (*yb, self.counts)
+
+
+def micro_batch_size(c, world_size: int = 1) -> int:
+    """Examples per micro-batch of one process: the step's `bs` split over `world_size` processes
+    and `grad_accum` micro-batches (a one-line error when it does not split evenly)."""
+    bs, k = setting(c, 'bs'), setting(c, 'grad_accum')
+    check_accumulation(bs, k, world_size)
+    return bs // (world_size * k)
+
+
+def accumulate(learn, k: int):
+    """Make `learn` take `k` micro-batches per optimizer step, the one place that decides it:
+    `learn.grad_accum` (every step count is in optimizer steps: pretrain/_utils/steps.py), its
+    `MaskedLMCallback` rebuilt as `AccumulationMaskedLM` with the same settings, and fastai's
+    `GradientAccumulation` (loss / k per micro-batch, a step every k). Returns `learn`."""
+    learn.grad_accum = k
+    if k > 1:
+        for cb in [cb for cb in learn.cbs if type(cb) is MaskedLMCallback]:
+            learn.remove_cb(cb)
+            learn.add_cb(AccumulationMaskedLM(k, **cb.settings))
+        learn.add_cb(GradientAccumulation(n_acc=learn.dls.train.bs * k))
+    return learn

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from pretrain.config import max_predictions_per_seq  # noqa: F401  (the seed imported it from here)
+from pretrain.config import max_predictions_per_seq, setting  # max_predictions_per_seq: the seed imported it from here
 
 
 @dataclass(frozen=True)
@@ -17,16 +17,26 @@ class MaskSpec:
     what becomes of a chosen token (ELECTRA: 85% [MASK], 15% kept, none replaced; BERT:
     80/10/10), and whether each row gets Google's exact count or a Bernoulli draw per token."""
     mask_prob: float
-    max_predictions: int
+    max_predictions: int | None  # None: Google's max_predictions_per_seq of the batch's length
     replace_prob: float
     original_prob: float
     exact_count: bool
 
     @classmethod
     def from_config(cls, c) -> MaskSpec:
-        electra_style = c.electra_mask_style
-        return cls(c.mask_prob, c.max_predictions, 0.0 if electra_style else 0.1, 0.15 if electra_style else 0.1,
-                   c.exact_mask_count)
+        electra_style = setting(c, 'electra_mask_style')
+        return cls(setting(c, 'mask_prob'), setting(c, 'max_predictions'), 0.0 if electra_style else 0.1,
+                   0.15 if electra_style else 0.1, setting(c, 'exact_mask_count'))
+
+    def apply(self, input_ids: torch.Tensor, mask_token_id: int, vocab_size: int, special_ids: torch.Tensor,
+              pad_token_id: int | None, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`mask_tokens` with this specification: input_ids (B, L) -> (masked inputs (B, L), labels
+        (B, L), chosen positions (B, L) bool); `special_ids` (the never-masked ids, on the batch's
+        device)."""
+        return mask_tokens(input_ids, mask_token_id, vocab_size, special_ids, self.mask_prob, self.replace_prob,
+                           self.original_prob, ignore_index, pad_token_index=pad_token_id, exact_count=self.exact_count,
+                           max_predictions=self.max_predictions or max_predictions_per_seq(self.mask_prob,
+                                                                                         input_ids.shape[1]))
 
 
 def never_masked(hf_tokenizer) -> list[int]:

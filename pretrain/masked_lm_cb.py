@@ -6,7 +6,8 @@ from typing import Sequence
 import torch
 from fastai.callback.core import Callback
 
-from pretrain.mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
+from pretrain.config import setting
+from pretrain.mask_tokens import MaskSpec, max_predictions_per_seq, never_masked
 
 
 class MaskedLMCallback(Callback):
@@ -29,26 +30,30 @@ class MaskedLMCallback(Callback):
             raise ValueError(f"replace_prob + original_prob must be in [0, 1], got {replace_prob + original_prob}")
         if exact_count and pad_tok_id is None:
             raise ValueError("exact_count=True needs pad_tok_id to count each row's real tokens")
+        # what it was built with, so gradient accumulation can rebuild it as AccumulationMaskedLM
+        self.settings = dict(mask_tok_id=mask_tok_id, special_tok_ids=special_tok_ids, vocab_size=vocab_size,
+                             mlm_probability=mlm_probability, replace_prob=replace_prob, original_prob=original_prob,
+                             ignore_index=ignore_index, for_electra=for_electra, pad_tok_id=pad_tok_id,
+                             max_length=max_length, exact_count=exact_count, max_predictions=max_predictions)
         self.mask_tok_id, self.special_tok_ids, self.vocab_size = mask_tok_id, list(special_tok_ids), vocab_size
-        self.mlm_probability, self.replace_prob, self.original_prob = mlm_probability, replace_prob, original_prob
         self.ignore_index, self.for_electra, self.pad_tok_id = ignore_index, for_electra, pad_tok_id
-        self.max_length, self.max_predictions = max_length, max_predictions
-        self.exact_count = pad_tok_id is not None if exact_count is None else exact_count
+        exact_count = pad_tok_id is not None if exact_count is None else exact_count
+        self.spec = MaskSpec(mlm_probability, max_predictions or (max_predictions_per_seq(mlm_probability, max_length)
+                                                                  if max_length else None),
+                             replace_prob, original_prob, exact_count)
 
     @classmethod
     def from_config(cls, c, hf_tokenizer) -> MaskedLMCallback:
         """The recipe's masking for config `c`: ELECTRA's style (85% [MASK], 15% kept) or BERT's
         (80/10/10), Google's exact count per row capped at `c.max_predictions`, never masking
-        [CLS] [SEP] [MASK] [PAD]. With `c.grad_accum` > 1, `AccumulationMaskedLM`, which masks a
-        step's micro-batches together (pretrain/grad_accum.py)."""
+        [CLS] [SEP] [MASK] [PAD]. Under gradient accumulation `prepare_learner` swaps it for
+        `AccumulationMaskedLM`, which masks a step's micro-batches together (pretrain/grad_accum.py)."""
         spec = MaskSpec.from_config(c)
         settings = dict(mask_tok_id=hf_tokenizer.mask_token_id, special_tok_ids=never_masked(hf_tokenizer),
                         vocab_size=len(hf_tokenizer), mlm_probability=spec.mask_prob, replace_prob=spec.replace_prob,
                         original_prob=spec.original_prob, for_electra=True, pad_tok_id=hf_tokenizer.pad_token_id,
-                        max_length=c.max_length, exact_count=spec.exact_count, max_predictions=spec.max_predictions)
-        if c.grad_accum > 1:
-            from pretrain.grad_accum import AccumulationMaskedLM  # a subclass (so imported here)
-            return AccumulationMaskedLM(c.grad_accum, **settings)
+                        max_length=setting(c, 'max_length'), exact_count=spec.exact_count,
+                        max_predictions=spec.max_predictions)
         return cls(**settings)
 
     def before_batch(self) -> None:
@@ -61,13 +66,8 @@ class MaskedLMCallback(Callback):
         if getattr(self, '_special', None) is None or self._special.device != input_ids.device:
             # built once per device: a host-to-device copy every step would be a sync
             self._special = torch.tensor(sorted(set(self.special_tok_ids)), device=input_ids.device)
-        masked_inputs, labels, is_mlm_applied = mask_tokens(
-            input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
-            special_token_indices=self._special, mlm_probability=self.mlm_probability,
-            replace_prob=self.replace_prob, original_prob=self.original_prob, ignore_index=self.ignore_index,
-            pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
-            max_predictions=self.max_predictions or max_predictions_per_seq(self.mlm_probability,
-                                                                            self.max_length or input_ids.shape[1]))
+        masked_inputs, labels, is_mlm_applied = self.spec.apply(input_ids, self.mask_tok_id, self.vocab_size,
+                                                                self._special, self.pad_tok_id, self.ignore_index)
         if self.for_electra:
             return (masked_inputs, sentA_lengths, is_mlm_applied, labels), (labels,)
         return (masked_inputs, sentA_lengths), (labels,)

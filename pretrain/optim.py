@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 import torch
 from fastai.optimizer import OptimWrapper
 
-from pretrain.config import resolve
+from pretrain.config import setting
 
 
 class ElectraAdam(torch.optim.Optimizer):
@@ -95,6 +95,5 @@ def get_optim(c) -> Callable[..., OptimWrapper]:
     """The `opt_func` for a fastai `Learner`: Adam, eps 1e-6, betas (0.9, 0.999), decoupled
     weight decay `c.weight_decay` (Google's 0.01) except on LayerNorm weights and biases; bias correction only when
     `c.adam_bias_correction`."""
-    c = resolve(c)
-    return partial(electra_opt, lr=c.lr, wd=c.weight_decay, eps=1e-6, mom=0.9, sqr_mom=0.999,
-                   bias_correction=bool(c.adam_bias_correction))
+    return partial(electra_opt, lr=setting(c, 'lr'), wd=setting(c, 'weight_decay'), eps=1e-6, mom=0.9, sqr_mom=0.999,
+                   bias_correction=setting(c, 'adam_bias_correction'))

@@ -6,7 +6,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
 from pretrain._utils.steps import optimizer_step
-from pretrain.config import SCHEDULES, resolve
+from pretrain.config import SCHEDULES, setting
 
 
 
@@ -80,5 +80,4 @@ class StepScheduler(Callback):
 def get_scheduler(c) -> StepScheduler:
     """The schedule named by `c.schedule`, peaking at `c.lr`, over `c.steps` steps, warming up
     over `c.warmup_steps` (10,000 in the recipe)."""
-    c = resolve(c)
-    return StepScheduler(c.schedule, c.lr, c.steps, c.warmup_steps)
+    return StepScheduler(*(setting(c, k) for k in ('schedule', 'lr', 'steps', 'warmup_steps')))

@@ -5,18 +5,18 @@ from __future__ import annotations
 import datasets
 import torch
 from fastai.data.core import DataLoaders
-from fastai.callback.training import GradientAccumulation
 from fastai.learner import Learner
 
 from _utils.gradient_clipping import GradientClipping
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
 from pretrain._utils.run_steps import RunSteps
 from pretrain._utils.steps import optimizer_step
-from pretrain.run.checkpoint import check_same_run, find_resume, load_checkpoint, resume, unwrap
+from pretrain.run.checkpoint import check_same_run, find_resume, load_checkpoint, resume
 from pretrain.run.compile_step import compile_model
-from pretrain.config import SIZES, MyConfig, electra_configs, repo_path, resolve
-from pretrain.prepare.corpus import data_cache_name, load_corpus
-from pretrain.run.distributed import DataParallel, init_distributed, rank0_first, teardown
+from pretrain.config import SIZES, MyConfig, electra_configs, repo_path, resolve, setting
+from pretrain.grad_accum import accumulate
+from pretrain.prepare.corpus import check_data_name, default_cache_dir, examples_cache, load_corpus
+from pretrain.run.distributed import DataParallel, init_distributed, rank0_first, teardown, unwrap
 from pretrain.run.export import export_model
 from pretrain.run.flops import flops_per_step
 from pretrain.run.model_card import run_facts
@@ -32,7 +32,8 @@ from pretrain.run.run_dir import RunDir
 from pretrain.run.run_lock import claim_run
 from _utils.rng import set_seed  # noqa: F401  (the seed notebook imports it from here)
 from pretrain.scheduler import get_scheduler
-from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
+from pretrain.prepare.tokenizer import load_tokenizer
+from pretrain.prepare.vocab import vocab_hash
 from pretrain.run.validation_cb import HeldOutEval, split_validation
 
 
@@ -42,15 +43,15 @@ def preprocess(c: MyConfig, hf_tokenizer, num_proc: int | None = None) -> datase
     `{data_dir}/preprocess/{name}_{docs}_{max_length}/electra.arrow` and reused; a large text
     corpus is first streamed into `{data_dir}/preprocess/corpus/` (`load_corpus`). Fewer examples
     than one batch is a `ValueError` saying where the tokens went (`check_enough_examples`)."""
-    c = resolve(c)
+    data_dir, max_length = setting(c, 'data_dir'), setting(c, 'max_length')
     dsets, n_docs, stats = [], 0, {}
-    for data in c.datas:
-        docs = load_corpus(data, cache_dir=repo_path(c.data_dir) / 'preprocess' / 'corpus')
-        cache = repo_path(c.data_dir) / 'preprocess' / f'{data_cache_name(data)}_{len(docs)}_{c.max_length}' / 'electra.arrow'
-        processor = ELECTRADataProcessor(docs, hf_tokenizer=hf_tokenizer, max_length=c.max_length,
-                                         min_line_chars=c.min_line_chars, seed=c.seed,
-                                         split_sentences=c.split_sentences)
-        dsets.append(processor.map(cache_file_name=str(cache), num_proc=num_proc or c.num_proc))
+    for data in setting(c, 'datas'):
+        docs = load_corpus(data, cache_dir=default_cache_dir(data_dir))
+        processor = ELECTRADataProcessor(docs, hf_tokenizer=hf_tokenizer, max_length=max_length,
+                                         min_line_chars=setting(c, 'min_line_chars'), seed=setting(c, 'seed'),
+                                         split_sentences=setting(c, 'split_sentences'))
+        dsets.append(processor.map(cache_file_name=str(examples_cache(data_dir, data, len(docs), max_length)),
+                                   num_proc=num_proc or setting(c, 'num_proc')))
         n_docs += len(docs)
         for k, v in (processor.stats or {}).items():
             stats[k] = stats.get(k, 0) + v
@@ -64,19 +65,20 @@ def check_enough_examples(n_examples: int, n_docs: int, stats: dict[str, int], c
     the tokens went (`stats`: the processors' token counts): an example holds at most
     `max_length` tokens and a line is one sentence, so a long line without breaks is one
     truncated example."""
-    if n_examples >= c.bs:
+    if n_examples >= setting(c, 'bs'):
         return
     kept, cut, dropped = (stats.get(k, 0) for k in ('kept_tokens', 'truncated_tokens', 'filtered_tokens'))
     total = kept + cut + dropped
     why = ''
     if cut > total / 2:
         why = (f"; {cut:,} of their {total:,} tokens were cut off: a line is one sentence (Japanese ones are split at "
-               f"。！？) and an example holds at most max_length={c.max_length} tokens, so a long line without breaks "
+               f"。！？) and an example holds at most max_length={setting(c, 'max_length')} tokens, so a long line without breaks "
                f"gives one truncated example; put one sentence per line")
     elif dropped > total / 2:
-        why = f"; {dropped:,} of their {total:,} tokens were in lines shorter than min_line_chars={c.min_line_chars!r}"
-    raise ValueError(f"the corpus {', '.join(map(str, c.datas))} gives {n_examples} example(s) from {n_docs} "
-                     f"document(s) but one batch needs bs={c.bs}{why}; use a smaller bs or a bigger corpus")
+        why = f"; {dropped:,} of their {total:,} tokens were in lines shorter than min_line_chars={setting(c, 'min_line_chars')!r}"
+    raise ValueError(f"the corpus {', '.join(map(str, setting(c, 'datas')))} gives {n_examples} example(s) from "
+                     f"{n_docs} document(s) but one batch needs bs={setting(c, 'bs')}{why}; use a smaller bs or a "
+                     f"bigger corpus")
 
 
 def resolve_precision(c: MyConfig) -> str:
@@ -149,7 +151,6 @@ def build_learner(c: MyConfig, dls: DataLoaders, hf_tokenizer, electra_model: EL
     progress (all added to the learner, so `learn.fit` needs no extra cbs). Both logs also go to
     `logger_run`, a W&B run already started (`wandb_run`), else to one started here when
     `c.logger == 'wandb'`. Pretrain.ipynb builds the same parts cell by cell."""
-    c = resolve(c)
     electra_model = electra_model or build_models(c, hf_tokenizer)
     cbs = [MaskedLMCallback.from_config(c, hf_tokenizer), RunSteps.from_config(c, rank), StopOnNonFinite.from_config(c),
            get_scheduler(c)]
@@ -170,22 +171,19 @@ def prepare_learner(learn: Learner, c: MyConfig, hf_tokenizer, rank: int = 0) ->
     for checkpoints, gradient accumulation, mixed precision (the one place it is applied),
     clipping, `StepProgress` and `StepRecorder` instead of fastai's per-step host reads, and
     `torch.compile`. Returns `learn`."""
-    c = resolve(c)
     device = check_device(c)
     learn.dls.to(device)
     learn.config, learn.vocab_hash = c, vocab_hash(hf_tokenizer)  # recorded in checkpoints
-    learn.grad_accum = c.grad_accum  # steps are counted in optimizer steps (_utils/steps.py)
-    if learn.grad_accum > 1:  # loss / k per micro-batch (normalised by AccumulationMaskedLM's counts); a step every k
-        learn.add_cb(GradientAccumulation(n_acc=learn.dls.train.bs * learn.grad_accum))
+    accumulate(learn, setting(c, 'grad_accum'))
     precision = resolve_precision(c)
     if precision == 'fp16':
         learn.to_fp16(init_scale=2.**11)  # the seed's initial loss scale
     elif precision == 'bf16':
         learn.to_bf16()
-    learn.add_cb(GradientClipping(c.clip))
+    learn.add_cb(GradientClipping(setting(c, 'clip')))
     replace_progress(learn, 'off' if rank else None)  # one line in optimizer steps, on rank 0 only
     replace_recorder(learn)  # fastai's Recorder copies the loss to the host every step
-    compile_model(learn, c.compile, device)
+    compile_model(learn, setting(c, 'compile'), device)
     return learn
 
 
@@ -193,8 +191,10 @@ def pretrain(c: MyConfig) -> Learner | None:
     """Tokenizer -> examples -> dataloader -> Learner -> `c.steps` steps of pre-training, resumed
     from `c.resume` if given, data-parallel when launched by torchrun, exported at the end.
     Returns None when resuming a run that had already finished."""
-    c = resolve(c)
+    c = resolve(c)  # the entry point: the only place besides get_config that completes a config
     check_device(c)
+    for data in c.datas:  # a corpus is checked where it is read; reading starts here, before any other work
+        check_data_name(data)
     rank, world = init_distributed(c)
     run_lock = None
     try:

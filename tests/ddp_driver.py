@@ -9,7 +9,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import pretrain.masked_lm_cb as masked_lm_cb  # noqa: E402
+import pretrain.mask_tokens as mask_tokens  # noqa: E402
 import pretrain.train as train  # noqa: E402
 from pretrain.config import get_config  # noqa: E402
 from pretrain.models import ELECTRAModel  # noqa: E402
@@ -36,7 +36,7 @@ def recording_build_models(c, tok, _orig=train.build_models):
 
 
 out = Path(sys.argv[1])
-masked_lm_cb.mask_tokens = fixed_mask
+mask_tokens.mask_tokens = fixed_mask  # where MaskSpec.apply finds it
 train.build_models = recording_build_models
 train.electra_configs = no_dropout_configs
 ELECTRAModel.sample = lambda self, logits: logits.argmax(-1)

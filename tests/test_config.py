@@ -59,8 +59,6 @@ def test_overrides_win_over_size_values():
     (dict(schedule='cosine'), "unknown schedule 'cosine'; allowed: 'original_linear'"),
     (dict(logger='neptune'), "unknown logger 'neptune'; allowed: 'wandb', None, False"),
     (dict(precision='fp8'), "unknown precision 'fp8'"),
-    (dict(datas=['openwebtext']), "unknown data 'openwebtext'; allowed: 'sample'"),
-    (dict(datas=['missing/file.txt']), "does not exist"),
     (dict(datas='sample'), 'non-empty list'),
     (dict(steps=0), 'steps must be an integer >= 1'),
     (dict(bs=2.5), 'bs must be an integer >= 1'),
@@ -70,10 +68,10 @@ def test_overrides_win_over_size_values():
     (dict(export='flase'), 'export must be true or false'),
     (dict(tokenizer=3), 'tokenizer must be a path'),
     (dict(loss_weights=(1.0,)), 'loss_weights must be two'),
-    (dict(save_points=[0.5, 400]), 'save_points must be fractions'),
+    (dict(save_points=[0.5, 400]), 'save_points are fractions'),
     (dict(max_length=1024), r'max_length must be in \[8, 512\]'),
     (dict(gen_smooth_label=2), 'gen_smooth_label must be'),
-    (dict(save_points=[0.5, 2.0]), 'save_points must be fractions'),
+    (dict(save_points=[0.5, 2.0]), 'save_points are fractions'),
     (dict(learning_rate=1e-3), 'unknown config key'),
     (dict(min_line_chars={'en': 80}), 'min_line_chars must be'),
     (dict(min_line_chars=-1), 'min_line_chars must be'),
@@ -129,3 +127,30 @@ def test_resolve_completes_a_hand_built_config_once():
     assert resolve(c) == c
     with pytest.raises(ValueError, match='unknown config key'):
         resolve(MyConfig(hand, learning_rate=1e-3))
+
+
+@pytest.mark.parametrize('datas, message', [(['openwebtext'], "unknown data 'openwebtext'; allowed: 'sample'"),
+                                            (['missing/file.txt'], 'does not exist')])
+def test_a_corpus_is_checked_where_it_is_read(datas, message, tmp_path):
+    """The config holds corpus names as labels (the seed notebook's 'wikipedia' before it is built);
+    reading the corpus - `pretrain` does it before any other work - names what is wrong."""
+    from pretrain.train import pretrain
+    c = get_config('tiny', datas=datas, device='cpu', checkpoint_dir=str(tmp_path / 'ckpt'), data_dir=str(tmp_path / 'd'))
+    with pytest.raises(ValueError, match=message):
+        pretrain(c)
+    assert not (tmp_path / 'ckpt').exists() and not (tmp_path / 'd').exists()
+
+
+def test_builders_read_only_the_keys_they_need():
+    """`setting` gives a key's value, default, recipe or derived value for any config, hand-built
+    ones too, and checks just that key."""
+    from pretrain.config import MyConfig, setting
+    seed_style = MyConfig({'size': 'small', 'datas': ['wikipedia'], 'adam_bias_correction': False, 'seed': 11081})
+    assert (setting(seed_style, 'lr'), setting(seed_style, 'weight_decay'), setting(seed_style, 'max_predictions')) == \
+        (5e-4, 0.01, 19)
+    assert setting(seed_style, 'datas') == ['wikipedia']  # a label: not built, not checked here
+    assert setting(seed_style, 'adam_bias_correction') is False and setting(seed_style, 'run_name') == 'vanilla_11081'
+    with pytest.raises(ValueError, match='seed is not set'):
+        setting(MyConfig(seed=None), 'run_name')
+    with pytest.raises(ValueError, match="unknown sampling 'argmax'"):
+        setting(MyConfig(sampling='argmax'), 'sampling')

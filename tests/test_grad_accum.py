@@ -10,7 +10,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.training import GradientAccumulation
 from fastai.data.core import DataLoaders
 
-import pretrain.masked_lm_cb as masked_lm_cb
+import pretrain.mask_tokens as mask_tokens
 import pretrain.train as train
 from pretrain.tools.bench import SyntheticVocab
 from pretrain.run.checkpoint import resume
@@ -106,7 +106,7 @@ def test_k_micro_batches_with_unequal_counts_equal_one_big_batch(tmp_path, monke
     """20 examples: an epoch is 2 steps of 8 rows (5 micro-batches of 4: the 5th, which fills no
     step, is dropped, as the big batch drops those 4 rows), so 3 steps cross an epoch."""
     deterministic(monkeypatch)
-    monkeypatch.setattr(masked_lm_cb, 'mask_tokens', content_mask)
+    monkeypatch.setattr(mask_tokens, 'mask_tokens', content_mask)  # where MaskSpec.apply finds it
     _, big, init = fit(tmp_path, 'k1', grad_accum=1, static_shapes=static_shapes)
     c, acc, init2 = fit(tmp_path, 'k2', grad_accum=2, static_shapes=static_shapes)
     rec, big_rec = acc.cbs.filter(lambda cb: isinstance(cb, Record))[0], big.cbs.filter(lambda cb: isinstance(cb, Record))[0]

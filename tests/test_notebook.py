@@ -4,7 +4,8 @@ from conftest import run_notebook
 
 from pretrain.run.checkpoint import load_checkpoint
 from pretrain.run.export import export
-from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
+from pretrain.prepare.tokenizer import load_tokenizer
+from pretrain.prepare.vocab import vocab_hash
 
 
 def test_pretrain_notebook_runs_top_to_bottom(tmp_path):

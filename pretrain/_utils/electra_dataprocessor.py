@@ -19,7 +19,8 @@ from datasets.table import InMemoryTable
 
 from _utils.paths import remove_stale_temps, temp_sibling
 from pretrain.prepare.sentences import split_sentences
-from pretrain.prepare.tokenizer import batch_encoder, vocab_hash
+from pretrain.prepare.tokenizer import batch_encoder
+from pretrain.prepare.vocab import vocab_hash
 
 # the columns training reads (pretrain/get_dataloaders.py)
 FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')),
@@ -41,7 +42,6 @@ ROWS_PER_RECORD_BATCH = 4096
 # by fresh worker processes: what a worker holds, the pages of the memory-mapped corpus it has
 # read included, is given back when its part ends, so the peak memory does not grow with the corpus
 PART_BYTES_PER_PROCESS = 64 * 2**20
-JAPANESE = re.compile(r'[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]')
 
 
 class ELECTRADataProcessor:

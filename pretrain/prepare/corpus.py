@@ -298,10 +298,20 @@ def _document_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
         yield pa.record_batch([pa.array(docs, pa.string())], schema=TEXT_SCHEMA)
 
 
-def default_cache_dir() -> Path:
-    """Where `load_corpus` keeps the Arrow files of large corpora unless told otherwise: under
-    the default `data_dir`, relative to the working directory (pretrain/paths.py)."""
-    return repo_path('data/preprocess/corpus')
+def preprocess_dir(data_dir: str | Path = 'data') -> Path:
+    """`{data_dir}/preprocess`: every cache built from the corpora (relative paths: _utils/paths.py)."""
+    return repo_path(data_dir) / 'preprocess'
+
+
+def default_cache_dir(data_dir: str | Path = 'data') -> Path:
+    """Where `load_corpus` keeps the Arrow files of large corpora: `{data_dir}/preprocess/corpus`."""
+    return preprocess_dir(data_dir) / 'corpus'
+
+
+def examples_cache(data_dir: str | Path, data: str, n_documents: int, max_length: int) -> Path:
+    """Where the examples of corpus `data` are cached: `{data_dir}/preprocess/{name}_{documents}_{max_length}/electra.arrow`
+    (the seed notebook's layout)."""
+    return preprocess_dir(data_dir) / f'{data_cache_name(data)}_{n_documents}_{max_length}' / 'electra.arrow'
 
 
 def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> datasets.Dataset:

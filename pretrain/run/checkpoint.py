@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback, TrainEvalCallback
 
+from pretrain.run.distributed import unwrap
 from pretrain.run.flops import flops_per_step
 from _utils.rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
 from _utils.paths import remove_stale_temps, repo_path, temp_sibling
 from pretrain.run.run_dir import RunDir
-from pretrain.prepare.tokenizer import vocab_hash
+from pretrain.prepare.vocab import vocab_hash
 
 FORMAT = 'electra-pretrain-checkpoint/2'
 OLD_FORMATS = ('electra-pretrain-checkpoint/1',)
@@ -40,11 +41,6 @@ ARCH_KEYS = ('vocab_size', 'embedding_size', 'hidden_size', 'num_hidden_layers',
 class CheckpointSaveError(OSError, ValueError):
     """A checkpoint could not be written (disk full, directory not writable...). An `OSError`
     for callers handling disk faults, and a `ValueError` so the command line prints its one line."""
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    return getattr(model, 'module', model)
 
 
 def model_signature(electra_model) -> dict[str, dict[str, Any]]:

@@ -10,11 +10,19 @@ import torch.distributed as dist
 from fastai.callback.core import Callback
 from torch.nn.parallel import DistributedDataParallel
 
+from pretrain.config import check_accumulation, setting
+
 T = TypeVar('T')
 
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself): its forward
+    does not wait for the other processes, and it has the model's own attributes."""
+    return getattr(model, 'module', model)
 
 
 def rank() -> int:
@@ -27,8 +35,7 @@ def init_distributed(c) -> tuple[int, int]:
     n = int(os.environ.get('WORLD_SIZE', '1'))
     if n <= 1:
         return 0, 1
-    if c.bs % (n * c.grad_accum):
-        raise ValueError(f"batch size {c.bs} does not split over {n} processes x {c.grad_accum} micro-batches")
+    check_accumulation(setting(c, 'bs'), setting(c, 'grad_accum'), n)
     on_cuda = str(c.device).startswith('cuda')
     if on_cuda:
         local = int(os.environ.get('LOCAL_RANK', '0'))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from pretrain.run.checkpoint import load_checkpoint, unwrap
+from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.distributed import unwrap
 from pretrain.run.model_card import model_card, run_facts
 from pretrain.models import ELECTRAModel, MLMModel, tie_embeddings
 from _utils.paths import remove_stale_temps, temp_sibling
@@ -27,7 +28,8 @@ def finetuned_model_dir(export_dir: str | Path) -> Path:
             return Path(export_dir) / part
     raise ValueError(f"{export_dir} holds no exported discriminator/ or mlm/ model; export a checkpoint with "
                      f"`python -m pretrain export CHECKPOINT OUT_DIR`")
-from pretrain.prepare.tokenizer import load_tokenizer, vocab_hash
+from pretrain.prepare.tokenizer import load_tokenizer
+from pretrain.prepare.vocab import vocab_hash
 
 
 def model_from_checkpoint(state: dict, hf_tokenizer) -> ELECTRAModel | MLMModel:

@@ -9,6 +9,8 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from pretrain.run.distributed import unwrap
+
 
 def row_flops(model: torch.nn.Module, max_length: int, n_slots: int) -> int:
     """FLOPs of the forward and backward of `model` (an `ELECTRAModel` or `MLMModel`, or one
@@ -20,7 +22,7 @@ def row_flops(model: torch.nn.Module, max_length: int, n_slots: int) -> int:
     loss: the counter counts matrix products and attention, the loss adds none, and its gradient
     reaches the logits as densely, so the count is the same without calling (or changing the state
     of) the run's loss object."""
-    model = getattr(model, 'module', model)
+    model = unwrap(model)
     saved_slots = model.max_predictions
     model.max_predictions = n_slots  # the static path: the count needs shapes that do not depend on data
     try:

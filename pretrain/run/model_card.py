@@ -13,7 +13,7 @@ from pretrain.prepare.corpus import HUB_PREFIX, NAMED_DATAS, data_files
 from pretrain.run.log_cb import read_log
 from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir
-from pretrain.prepare.tokenizer import vocab_language
+from pretrain.prepare.vocab import vocab_language
 
 # what each exported part is, and the Hub's pipeline for it (the discriminator has no task head
 # of its own: its encoder gives features, which is what fine-tuning starts from)

@@ -13,10 +13,10 @@ import torch
 from fastai.callback.core import Callback
 
 from pretrain._utils.steps import at_step_boundary, optimizer_step
-from pretrain.run.distributed import rank
+from pretrain.run.distributed import rank, unwrap
 from pretrain.get_dataloaders import pad_batch
 from pretrain.run.log_cb import CSVLogger, read_log, start_csv
-from pretrain.mask_tokens import MaskSpec, mask_tokens, max_predictions_per_seq, never_masked
+from pretrain.mask_tokens import MaskSpec, max_predictions_per_seq, never_masked
 from pretrain.models import gen_logits_at_masks, pad_mask_and_token_types
 from pretrain.run.metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
                       replaced_precision_recall)
@@ -35,7 +35,7 @@ HEALTH_ROWS = 64
 def valid_columns(model: torch.nn.Module) -> list[str]:
     """The held-out log's columns for a model: `VALID_COLUMNS` for ELECTRA, `MLM_VALID_COLUMNS`
     for the MLM baseline."""
-    return VALID_COLUMNS if 'discriminator' in getattr(model, 'module', model).PARTS else MLM_VALID_COLUMNS
+    return VALID_COLUMNS if 'discriminator' in unwrap(model).PARTS else MLM_VALID_COLUMNS
 
 
 def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -124,9 +124,11 @@ class HeldOutEval(Callback):
         self.valid_dset, self.every, self.csv_path, self.wandb_run = valid_dset, every, Path(csv_path), wandb_run
         self.mask_tok_id, self.pad_tok_id = hf_tokenizer.mask_token_id, hf_tokenizer.pad_token_id
         self.special_tok_ids, self.vocab_size = never_masked(hf_tokenizer), len(hf_tokenizer)
-        self.mask_prob, self.replace_prob, self.original_prob = mask_prob, replace_prob, original_prob
-        self.exact_count, self.max_length, self.bs, self.seed = exact_count, max_length, bs, seed
-        self.max_predictions = max_predictions  # None: Google's count for max_length
+        self.max_length, self.bs, self.seed = max_length, bs, seed
+        # the training callback's masking; max_predictions None: Google's count for max_length
+        self.spec = MaskSpec(mask_prob, max_predictions or (max_predictions_per_seq(mask_prob, max_length)
+                                                            if max_length else None),
+                             replace_prob, original_prob, exact_count)
         self.masked_batches: list[tuple[torch.Tensor, ...]] | None = None
         self.last_step: int | None = None
 
@@ -170,7 +172,7 @@ class HeldOutEval(Callback):
     def evaluate_and_log(self) -> None:
         if rank() == 0:  # the replicas hold the same weights
             # the module inside a DistributedDataParallel wrapper: its forward would wait for the other processes
-            model = getattr(self.learn.model, 'module', self.learn.model)
+            model = unwrap(self.learn.model)
             self.write_row(optimizer_step(self.learn), self.evaluate(model))
         self.last_step = optimizer_step(self.learn)
 
@@ -183,13 +185,8 @@ class HeldOutEval(Callback):
         with isolated_rng(self.seed):
             for start in range(0, len(self.valid_dset), self.bs):
                 input_ids, sentA = pad_batch(arrow[start:start + self.bs], self.pad_tok_id, self.max_length)
-                masked, labels, is_mlm = mask_tokens(
-                    input_ids, mask_token_index=self.mask_tok_id, vocab_size=self.vocab_size,
-                    special_token_indices=self.special_tok_ids, mlm_probability=self.mask_prob,
-                    replace_prob=self.replace_prob, original_prob=self.original_prob,
-                    pad_token_index=self.pad_tok_id, exact_count=self.exact_count,
-                    max_predictions=self.max_predictions or max_predictions_per_seq(
-                        self.mask_prob, self.max_length or input_ids.shape[1]))
+                masked, labels, is_mlm = self.spec.apply(input_ids, self.mask_tok_id, self.vocab_size,
+                                                         torch.tensor(self.special_tok_ids), self.pad_tok_id)
                 batches.append((masked, sentA, is_mlm, labels))
         return batches
 

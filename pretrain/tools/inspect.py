@@ -32,7 +32,8 @@ from pretrain.run.export import checkpoint_tokenizer, model_from_checkpoint
 from pretrain.mask_tokens import max_predictions_per_seq, never_masked
 from pretrain.tools.plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
 from pretrain.run.run_dir import CHECKPOINT_TAG, RunDir, runs_in
-from pretrain.prepare.tokenizer import load_tokenizer, vocab_language
+from pretrain.prepare.tokenizer import load_tokenizer
+from pretrain.prepare.vocab import vocab_language
 from pretrain.run.validation_cb import valid_csv_path
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
