@@ -50,9 +50,14 @@ def true_or_false(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options in four groups (model, task data, recipe, run), each help ending in its default."""
+    """The options in four groups (model, task data, recipe, run), each help ending in its default
+    (`FinetuneSettings`' own, so the command line and the library share one recipe)."""
     from .benchmarks import GLUE_FILES, JGLUE_FILES
-    from .data import GLUE_TASKS, JGLUE_TASKS, TASK_TYPES
+    from .catalog import GLUE_TASKS, JGLUE_HUB_TASKS
+    from .data import CHOICE_PREFIX, TASK_TYPES
+    from .metrics import F1_UNITS
+    from .train import EPOCHS, MAX_LENGTH, QA_EPOCHS, QA_MAX_LENGTH, FinetuneSettings
+    default = FinetuneSettings()
     p = OneLineParser(prog='python -m finetune', description=__doc__.split('\n\n')[0])
     model = p.add_argument_group('model')
     model.add_argument('--model', required=True, nargs='+', metavar='MODEL',
@@ -80,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     '(default: none, single sentences)')
     src.add_argument('--label', default='label', help='label column; multiple_choice: the index of the right '
                                                       'option (default: label)')
-    src.add_argument('--choices', default='choice', help='multiple_choice: prefix of the option columns '
-                                                         '(default: choice, i.e. choice0, choice1 ...)')
+    src.add_argument('--choices', default=CHOICE_PREFIX, help=f'multiple_choice: prefix of the option columns '
+                                                              f'(default: {CHOICE_PREFIX}, i.e. {CHOICE_PREFIX}0, '
+                                                              f'{CHOICE_PREFIX}1 ...)')
     src.add_argument('--name', help='task name in the results (default: the training file\'s directory name)')
     src.add_argument('--metric', help='headline metric: accuracy, f1, mcc (classification), spearman, pearson '
                                       '(regression), exact_match, f1 (extractive_qa) (default: a benchmark task\'s '
@@ -94,30 +100,35 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"{', '.join(GLUE_FILES)} or all (default: none)")
     src.add_argument('--glue', choices=sorted(GLUE_TASKS), help='a GLUE task from the hub (needs the network; '
                                                                 'default: none)')
-    src.add_argument('--jglue', choices=sorted(JGLUE_TASKS), help='a JGLUE task from the hub (needs the network; '
+    src.add_argument('--jglue', choices=sorted(JGLUE_HUB_TASKS), help='a JGLUE task from the hub (needs the network; '
                                                                   'default: none)')
-    src.add_argument('--max_length', type=int, help='tokens per input (default: the task\'s: 128; 512 for '
-                                                    'extractive QA; JGLUE\'s per task; at most the model\'s)')
-    src.add_argument('--double_unordered', type=true_or_false, default=True, metavar='true|false',
-                     help='train symmetric pair tasks (MRPC, STS-B, JSTS) on both sentence orders (default: true)')
-    src.add_argument('--doc_stride', type=int, default=128, help='extractive QA: tokens between context windows '
-                                                                 '(default: 128)')
+    src.add_argument('--max_length', type=int, help=f'tokens per input (default: the task\'s: {MAX_LENGTH}; '
+                                                    f'{QA_MAX_LENGTH} for extractive QA; JGLUE\'s per task; at most '
+                                                    f'the model\'s)')
+    src.add_argument('--double_unordered', type=true_or_false, default=default.double_unordered, metavar='true|false',
+                     help=f'train symmetric pair tasks (MRPC, STS-B, JSTS) on both sentence orders (default: '
+                          f'{str(default.double_unordered).lower()})')
+    src.add_argument('--doc_stride', type=int, default=default.doc_stride,
+                     help=f'extractive QA: tokens between context windows (default: {default.doc_stride})')
     src.add_argument('--train_per_class', type=int, metavar='N',
                      help='classification: train on a seeded subsample of at most N examples per class (the same '
                           'for every init and seed); the dev set is unchanged (default: all examples)')
     hp = p.add_argument_group('recipe: schedule and optimisation (defaults: ELECTRA\'s fine-tuning)')
-    hp.add_argument('--epochs', type=int, help='default: the task\'s (3; 10 for RTE, STS-B and JSTS; 2 for '
-                                               'extractive QA)')
+    hp.add_argument('--epochs', type=int, help=f'default: the task\'s ({EPOCHS}; 10 for RTE, STS-B and JSTS; '
+                                               f'{QA_EPOCHS} for extractive QA)')
     hp.add_argument('--lr', type=float, help='peak learning rate (default by hidden size: 3e-4 / 1e-4 / 5e-5)')
     hp.add_argument('--layer_decay', type=float, help='layer-wise lr decay (default: 0.8; 0.9 from 24 layers)')
-    hp.add_argument('--bs', type=int, default=32, help='examples per step (default: 32)')
-    hp.add_argument('--warmup', type=float, default=0.1, help='warmup fraction of the steps (default: 0.1)')
-    hp.add_argument('--weight_decay', type=float, default=0.01,
-                    help='decoupled weight decay, never on LayerNorm weights or biases (default: 0.01, Google\'s)')
+    hp.add_argument('--bs', type=int, default=default.bs, help=f'examples per step (default: {default.bs})')
+    hp.add_argument('--warmup', type=float, default=default.warmup,
+                    help=f'warmup fraction of the steps (default: {default.warmup})')
+    hp.add_argument('--weight_decay', type=float, default=default.weight_decay,
+                    help=f'decoupled weight decay, never on LayerNorm weights or biases (default: '
+                         f'{default.weight_decay}, Google\'s)')
     run = p.add_argument_group('run: seeds, device, output')
-    run.add_argument('--seeds', type=int, default=3, help='number of runs per init, seeds 0..N-1 (default: 3)')
+    run.add_argument('--seeds', type=int, default=len(default.seeds),
+                     help=f'number of runs per init, seeds 0..N-1 (default: {len(default.seeds)})')
     run.add_argument('--device', help='cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)')
-    run.add_argument('--qa_f1', choices=('word', 'char'), help='extractive QA\'s F1: over words (SQuAD) or '
+    run.add_argument('--qa_f1', choices=F1_UNITS, help='extractive QA\'s F1: over words (SQuAD) or '
                                                                 'characters (default: char for JSQuAD, JGLUE\'s; '
                                                                 'word otherwise)')
     run.add_argument('--out', help=f'results JSON, the Markdown table beside it, written after every seed; an existing '
@@ -130,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 def tasks_from_args(args: argparse.Namespace) -> tuple[list, str]:
     """The tasks the flags name, and the default results name."""
     from .benchmarks import load_benchmark
-    from .data import load_glue, load_jglue, load_task
+    from .data import TASK_TYPES, load_glue, load_jglue, load_task
     sources = [flag for flag in ('glue', 'jglue', 'glue_dir', 'jglue_dir') if getattr(args, flag)]
     files = args.train or args.dev
     if len(sources) + bool(files) != 1:
@@ -151,7 +162,7 @@ def tasks_from_args(args: argparse.Namespace) -> tuple[list, str]:
     if not (args.train and args.dev):
         raise ValueError("local tasks need both --train and --dev")
     if not args.task_type:
-        raise ValueError("local tasks need --task_type classification, regression, multiple_choice or extractive_qa")
+        raise ValueError(f"local tasks need --task_type {', '.join(TASK_TYPES[:-1])} or {TASK_TYPES[-1]}")
     task = load_task(args.train, args.dev, args.task_type, args.text_a, args.text_b, args.label, args.name,
                      args.metric, args.choices)
     return [task], task.name

@@ -8,40 +8,23 @@ JGLUE: yahoojapan/JGLUE's `datasets/` folder: {task}-v{version}/train-v{version}
 valid-v{version}.json (the dev set). MARC-ja, JSTS, JNLI and JCommonsenseQA are JSON lines;
 JSQuAD is one SQuAD-style JSON document. The newest version present is read.
 
-Each task carries the recipe facts Google's code attaches to it (`Task.epochs`, `symmetric`,
-`label_range`) and, for JGLUE, the maximum lengths of JGLUE's own baselines."""
+Each task carries its fields, type, metric and the recipe facts Google's code attaches to it
+(`Task.epochs`, `symmetric`, `label_range`) and, for JGLUE, the maximum lengths of JGLUE's own
+baselines: all from `finetune/catalog.py`."""
 from __future__ import annotations
 
-import csv
 import re
 import sys
 from pathlib import Path
 
-from .data import (GLUE_TASKS, Examples, Task, _at, _texts, classification_labels, examples_from_rows, read_table,
-                   regression_labels)
-
-STS_RANGE = (0.0, 5.0)
+from .catalog import GLUE_FACTS, GLUE_TASKS, JGLUE_FACTS, JGLUE_TASKS, STS_RANGE, canonical_name
+from .data import (CHOICE_PREFIX, Examples, Task, _at, _texts, classification_labels, examples_from_rows, qa_task,
+                   read_table, regression_labels, table_rows)
 
 
 class MissingTask(ValueError):
     """A benchmark task whose files are not in the directory (skipped by --task all)."""
 
-# Google's configure_finetuning.py: 10 epochs for RTE and STS; its MRPC and STS tasks add the
-# swapped pairs to training (`double_unordered`); STS labels are normalised with 0 and 5
-GLUE_FACTS: dict[str, dict] = {
-    'rte': {'epochs': 10},
-    'stsb': {'epochs': 10, 'symmetric': True, 'label_range': STS_RANGE},
-    'mrpc': {'symmetric': True},
-}
-# JSTS is JGLUE's STS (same 0-5 scale): treated as Google treats STS-B. Maximum lengths: JGLUE's
-# baselines (fine-tuning/README.md of yahoojapan/JGLUE)
-JGLUE_FACTS: dict[str, dict] = {
-    'MARC-ja': {'max_length': 512},
-    'JSTS': {'epochs': 10, 'symmetric': True, 'label_range': STS_RANGE, 'max_length': 128},
-    'JNLI': {'max_length': 128},
-    'JSQuAD': {'max_length': 384, 'f1_unit': 'char'},
-    'JCommonsenseQA': {'max_length': 64},
-}
 
 # GLUE release layout: folder, dev file, header line?, text_a / text_b / label column positions,
 # label set (None: regression)
@@ -57,38 +40,15 @@ GLUE_FILES: dict[str, tuple[str, str, bool, int, int | None, int, list[str] | No
     'wnli': ('WNLI', 'dev.tsv', True, 1, 2, 3, ['0', '1']),
 }
 
-# JGLUE: folder prefix, task type, fields, fixed label set
-JGLUE_FILES: dict[str, tuple[str, str, dict]] = {
-    'MARC-ja': ('marc_ja', 'classification', {'text_a': 'sentence', 'labels': ['positive', 'negative']}),
-    'JSTS': ('jsts', 'regression', {'text_a': 'sentence1', 'text_b': 'sentence2'}),
-    'JNLI': ('jnli', 'classification', {'text_a': 'sentence1', 'text_b': 'sentence2',
-                                        'labels': ['entailment', 'contradiction', 'neutral']}),
-    'JSQuAD': ('jsquad', 'extractive_qa', {}),
-    'JCommonsenseQA': ('jcommonsenseqa', 'multiple_choice', {'text_a': 'question', 'choices': 'choice'}),
+# JGLUE release layout (the tasks of its datasets/ folder): folder prefix, fixed label set in the
+# order of the label ids (None: not classification)
+JGLUE_FILES: dict[str, tuple[str, list[str] | None]] = {
+    'MARC-ja': ('marc_ja', ['positive', 'negative']),
+    'JSTS': ('jsts', None),
+    'JNLI': ('jnli', ['entailment', 'contradiction', 'neutral']),
+    'JSQuAD': ('jsquad', None),
+    'JCommonsenseQA': ('jcommonsenseqa', None),
 }
-JGLUE_METRICS = {'MARC-ja': 'accuracy', 'JSTS': 'pearson', 'JNLI': 'accuracy', 'JSQuAD': 'exact_match',
-                 'JCommonsenseQA': 'accuracy'}
-
-
-def facts_for_name(name: str) -> dict:
-    """Google's (or JGLUE's) recipe facts for a task named like a benchmark task (a local copy
-    of RTE/, STS-B/, MRPC/, JSTS ... named by its folder), else none."""
-    key = re.sub(r'[-_ ]', '', name.lower())
-    key = 'stsb' if key == 'sts' else key
-    if key in GLUE_FACTS:
-        return dict(GLUE_FACTS[key])
-    for n, facts in JGLUE_FACTS.items():
-        if re.sub(r'[-_ ]', '', n.lower()) == key:
-            return dict(facts)
-    return {}
-
-
-def _canonical(name: str, names: list[str], what: str, flag: str) -> str:
-    key = re.sub(r'[-_ ]', '', name.lower())
-    for n in names:
-        if re.sub(r'[-_ ]', '', n.lower()) == key:
-            return n
-    raise ValueError(f"unknown {what} task {name!r}; {flag} takes one of {', '.join(names)} or all")
 
 
 def task_names(benchmark: str, task: str) -> list[str]:
@@ -96,7 +56,7 @@ def task_names(benchmark: str, task: str) -> list[str]:
     names = list(JGLUE_FILES) if benchmark == 'jglue' else list(GLUE_FILES)
     if task.lower() == 'all':
         return names
-    return [_canonical(task, names, benchmark.upper(), '--task')]
+    return [canonical_name(task, names, benchmark.upper(), '--task')]
 
 
 # ---- GLUE --------------------------------------------------------------------------------------
@@ -104,15 +64,7 @@ def _read_glue_tsv(path: Path, header: bool) -> tuple[list[list[str]], list[int]
     if not path.is_file():
         raise MissingTask(f"GLUE file {path} does not exist; point --glue_dir at the folder download_glue_data.py "
                          f"writes (CoLA/, SST-2/, MRPC/ ... each with train.tsv and dev.tsv)")
-    rows, lines = [], []
-    with path.open(newline='', encoding='utf-8-sig') as f:
-        reader = csv.reader(f, delimiter='\t', quoting=csv.QUOTE_NONE)  # Google reads them unquoted
-        if header:
-            next(reader, None)
-        for fields in reader:
-            if fields:
-                rows.append(fields)
-                lines.append(reader.line_num)
+    _, rows, lines = table_rows(path, 'tsv', header)
     if not rows:
         raise ValueError(f"{path} holds no examples")
     return rows, lines
@@ -140,7 +92,7 @@ def load_glue_dir(glue_dir: str | Path, task: str) -> Task:
     if not root.is_dir():
         raise ValueError(f"GLUE directory {root} does not exist; download GLUE once (download_glue_data.py) "
                          f"and point --glue_dir at it")
-    task = _canonical(task, list(GLUE_FILES), 'GLUE', '--task')
+    task = canonical_name(task, list(GLUE_FILES), 'GLUE', '--task')
     folder, dev_file, *_ = GLUE_FILES[task]
     names = GLUE_FILES[task][-1]
     train, dev = (_glue_split(task, root / folder / f) for f in ('train.tsv', dev_file))
@@ -189,28 +141,27 @@ def load_jglue_dir(jglue_dir: str | Path, task: str) -> Task:
     """A JGLUE task from the release's files under `jglue_dir`; the dev set is valid-v*.json.
     Fields and labels are JGLUE's; a missing field or a label outside the task's set is an
     error naming the file and line."""
-    task = _canonical(task, list(JGLUE_FILES), 'JGLUE', '--task')
+    task = canonical_name(task, list(JGLUE_FILES), 'JGLUE', '--task')
     train, dev = jglue_files(jglue_dir, task)
-    _, task_type, spec = JGLUE_FILES[task]
+    text_a, text_b, task_type, metric = JGLUE_TASKS[task]
+    labels = JGLUE_FILES[task][1]
     facts = JGLUE_FACTS[task]
-    metric = JGLUE_METRICS[task]
     if task_type == 'extractive_qa':
-        from .qa import read_squad
-        return Task(task, task_type, read_squad(train), read_squad(dev), None, metric, {}, **facts)
-    hint = f"JGLUE's {task} lines have the fields {', '.join(v for k, v in spec.items() if k != 'labels')} and label"
+        return qa_task(task, train, dev, metric, **facts)
+    choices = CHOICE_PREFIX if task_type == 'multiple_choice' else None
+    fields = {k: v for k, v in (('text_a', text_a), ('text_b', text_b), ('choices', choices)) if v}
+    hint = f"JGLUE's {task} lines have the fields {', '.join(fields.values())} and label"
     splits = []
     for path in (train, dev):
         columns, rows, lines = read_table(path)
-        splits.append(examples_from_rows(rows, columns, str(path), task_type, spec['text_a'], spec.get('text_b'),
-                                         'label', spec.get('labels'), lines, facts.get('label_range'),
-                                         spec.get('choices', 'choice'), fixed_labels=True, hint=hint))
+        splits.append(examples_from_rows(rows, columns, str(path), task_type, text_a, text_b, 'label', labels, lines,
+                                         facts.get('label_range'), CHOICE_PREFIX, fixed_labels=True, hint=hint))
     if task_type == 'multiple_choice':
         for path, ex in zip((train, dev), splits):
             if len(ex.choices[0]) != 5:
                 raise ValueError(f"{path}: {len(ex.choices[0])} options (choice0 ...) per question; "
                                  f"JCommonsenseQA has 5 (choice0 to choice4)")
-    return Task(task, task_type, splits[0], splits[1], spec.get('labels'), metric,
-                {k: v for k, v in spec.items() if k != 'labels'}, **facts)
+    return Task(task, task_type, splits[0], splits[1], labels, metric, fields, **facts)
 
 
 def load_benchmark(benchmark: str, directory: str | Path, task: str) -> list[Task]:

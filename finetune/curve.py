@@ -11,10 +11,7 @@ The JSON is rewritten after every finished seed; the same command again continue
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
-import os
 import re
 import sys
 import tempfile
@@ -23,16 +20,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from _utils.quiet_transformers import quiet_transformers
 from pretrain.run.export import finetuned_model_dir
 from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir, runs_in
 
 from .data import Task
-from .train import (FinetuneSettings, Finetuner, _num, check_same_task, check_writable, finished_seeds,
-                    previous_results, task_facts, write_results)
+from .results import (atomic_write, check_same_tasks, check_writable, checkpoint_fingerprint, finished_seeds, gain,
+                      json_digest, markdown_table, mean_std, metric_value, previous_results, seeds_done)
+from .train import FinetuneSettings, Finetuner, checked_facts, resolved_device, write_results
 
 DEFAULT_RUNS_DIR = 'checkpoints/pretrain'
 KIND = 'finetune_curve'
@@ -127,15 +123,6 @@ def select_checkpoints(run: RunDir, selection: str) -> list[tuple[int, Path]]:
     return sorted(by_step.items())
 
 
-def checkpoint_fingerprint(path: str | Path) -> str:
-    """A fingerprint of a checkpoint file from its zip directory (every record's name, CRC-32 and
-    size; torch.save also writes a random serialization id): it changes when the file is saved
-    again, not when it is copied, and reads only the end of the file."""
-    with zipfile.ZipFile(path) as z:
-        records = sorted((i.filename.split('/', 1)[-1], i.CRC, i.file_size) for i in z.infolist())
-    return hashlib.sha256(json.dumps(records).encode()).hexdigest()[:16]
-
-
 def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
                 load: Callable | None = None) -> CurvePoint:
     """Read a checkpoint's facts, checking that its run's tokenizer (or `tokenizer`, loaded with
@@ -164,7 +151,7 @@ def architecture(runner: Finetuner) -> tuple[str, dict]:
     config = load_config(runner.model_dir).to_dict()
     key = {k: v for k, v in config.items() if k not in NOT_ARCHITECTURE and not k.startswith('_')}
     key['vocab'] = vocab_hash(runner.tokenizer)
-    arch_id = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    arch_id = json_digest(key, 12)
     brief = ('model_type', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size',
              'embedding_size', 'vocab_size', 'max_position_embeddings')
     return arch_id, {k: config[k] for k in brief if k in config}
@@ -190,19 +177,14 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], out: st
     'settings', 'random': {task: run_task's result}}}}."""
     from pretrain.prepare.tokenizer import load_tokenizer
     settings = (settings or FinetuneSettings()).check()
-    settings = replace(settings, device=settings.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    settings = replace(settings, device=resolved_device(settings.device))
     names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
-    facts = {task.name: task_facts(task, settings) for task in tasks}  # wrong metric, --train_per_class
+    facts = checked_facts(tasks, settings)
     out = check_writable(out)
     identity = {'kind': KIND, 'settings': asdict(settings), 'tokenizer': str(tokenizer) if tokenizer else None}
     results = previous_results(out, identity) or {**identity, 'runs': {}, 'architectures': {}}
-    stored = [e for r in results['runs'].values() for e in r['checkpoints'].values()]
-    stored += [{'tasks': a['random']} for a in results['architectures'].values()]
-    for name, f in facts.items():
-        for e in stored:
-            check_same_task(e['tasks'].get(name), f, name, out)
+    check_same_tasks([e['tasks'] for r in results['runs'].values() for e in r['checkpoints'].values()] +
+                     [a['random'] for a in results['architectures'].values()], facts, out)
     load = functools.lru_cache(maxsize=None)(load_tokenizer)  # each run's tokenizer read once
     chosen: dict[str, list[CurvePoint]] = {}
     for spec in runs:
@@ -310,27 +292,18 @@ def curve_markdown(results: dict) -> str:
     points."""
     head = ['task', 'metric', 'run', 'objective', 'checkpoint', 'step', 'FLOPs', 'pre-trained mean ± std',
             'random init mean ± std', 'gain (points)', 'seeds']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    rows = []
     for task in _task_names(results):
         for _, run, entries in _points(results, task):
             for file, e in entries:
                 r = e['tasks'][task]
                 rnd = (results['architectures'].get(e['architecture']) or {}).get('random', {}).get(task)
                 a, b = _headline(r, 'pretrained'), _headline(rnd, 'random')
-                cell = lambda v: f"{_num(v['mean'], 0)} ± {_num(v['std'], 0)}" if v else '—'
-                ok = a and b and math.isfinite(_value(a['mean'])) and math.isfinite(_value(b['mean']))
-                gain = f"{(a['mean'] - b['mean']) * 100:+.1f}" if ok else '—'
                 done = min(finished_seeds(r, 'pretrained'), finished_seeds(rnd, 'random'))
-                seeds = str(done) if done == len(r['seeds']) else f"{done} of {len(r['seeds'])}"
                 flops = f"{e['flops']:.3g}" if e['flops'] is not None else '—'
-                lines.append('| ' + ' | '.join([task, r['metric'], run['label'], run['objective'], file, str(e['step']),
-                                                flops, cell(a), cell(b), gain, seeds]) + ' |')
-    return '\n'.join(lines)
-
-
-def _value(x: float | None) -> float:
-    """A metric as read from the JSON, where an undefined one (nan) is null."""
-    return math.nan if x is None else x
+                rows.append([task, r['metric'], run['label'], run['objective'], file, str(e['step']), flops,
+                             mean_std(a), mean_std(b), gain(a, b), seeds_done(done, r)])
+    return markdown_table(head, rows)
 
 
 def plot_curve(results: dict, out: str | Path) -> Path:
@@ -360,13 +333,13 @@ def plot_curve(results: dict, out: str | Path) -> Path:
             for ax, x in ((ax_steps, 'step'), (ax_flops, 'flops')):
                 if any(e[x] is None for e in entries):
                     continue
-                ax.errorbar([e[x] for e in entries], [_value(y['mean']) for y in ys],
-                            yerr=[_value(y['std']) for y in ys], marker='o', capsize=3, color=run_color[key],
+                ax.errorbar([e[x] for e in entries], [metric_value(y['mean']) for y in ys],
+                            yerr=[metric_value(y['std']) for y in ys], marker='o', capsize=3, color=run_color[key],
                             label=label)
                 flops_drawn |= x == 'flops'
         for arch in archs:
             rnd = _headline(results['architectures'][arch]['random'].get(task), 'random')
-            if arch not in used or not rnd or not math.isfinite(_value(rnd['mean'])):
+            if arch not in used or not rnd or not math.isfinite(metric_value(rnd['mean'])):
                 continue
             c = results['architectures'][arch]['config']
             label = 'random init' + (f" (hidden {c.get('hidden_size')} x {c.get('num_hidden_layers')} layers)"
@@ -386,15 +359,7 @@ def plot_curve(results: dict, out: str | Path) -> Path:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize='small')
     fig.suptitle('fine-tuning after pre-training: dev metric, mean ± std over seeds')
-    tmp = out.with_name(f'.{out.name}.tmp.png')
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise ValueError(f"cannot write {out} ({e.strerror or type(e).__name__}); make room or make {out.parent} "
-                         f"writable, then run the same command again") from None
+        return atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return out

@@ -3,11 +3,13 @@
 
 Task types: `classification` and `regression` (one text or a pair), `multiple_choice` (a
 question and N options, one of them right) and `extractive_qa` (SQuAD-style: the answer is a
-span of a context; `finetune/qa.py`). The GLUE and JGLUE releases' own files are read by
-`finetune/benchmarks.py`."""
+span of a context, read from SQuAD-style files here; windows and answers: `finetune/qa.py`). The
+GLUE and JGLUE releases' own files are read by `finetune/benchmarks.py`; what each benchmark task
+is (fields, type, metric, recipe facts) is `finetune/catalog.py`'s."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -20,28 +22,12 @@ from fastcore.basics import chunked
 
 from pretrain.prepare.corpus import read_jsonl
 
+from .catalog import GLUE_FACTS, GLUE_TASKS, HUB_TASK_TYPES, JGLUE_FACTS, JGLUE_HUB_TASKS, JGLUE_TASKS, facts_for_name
+from .segments import bert_input
+
 TASK_TYPES = ('classification', 'regression', 'multiple_choice', 'extractive_qa')
 FORMATS = {'.tsv': 'tsv', '.tab': 'tsv', '.csv': 'csv', '.jsonl': 'jsonl', '.json': 'jsonl'}
-
-# GLUE (nyu-mll/glue): text columns, task type, the metric the GLUE leaderboard reports
-GLUE_TASKS: dict[str, tuple[str, str | None, str, str]] = {
-    'cola': ('sentence', None, 'classification', 'mcc'),
-    'sst2': ('sentence', None, 'classification', 'accuracy'),
-    'mrpc': ('sentence1', 'sentence2', 'classification', 'f1'),
-    'qqp': ('question1', 'question2', 'classification', 'f1'),
-    'stsb': ('sentence1', 'sentence2', 'regression', 'spearman'),
-    'mnli': ('premise', 'hypothesis', 'classification', 'accuracy'),
-    'qnli': ('question', 'sentence', 'classification', 'accuracy'),
-    'rte': ('sentence1', 'sentence2', 'classification', 'accuracy'),
-    'wnli': ('sentence1', 'sentence2', 'classification', 'accuracy'),
-}
-# JGLUE's classification tasks as published on the hub (shunk031/JGLUE configs)
-JGLUE_TASKS: dict[str, tuple[str, str | None, str, str]] = {
-    'MARC-ja': ('sentence', None, 'classification', 'accuracy'),
-    'JCoLA': ('sentence', None, 'classification', 'mcc'),
-    'JSTS': ('sentence1', 'sentence2', 'regression', 'pearson'),  # JGLUE reports Pearson / Spearman
-    'JNLI': ('sentence1', 'sentence2', 'classification', 'accuracy'),
-}
+CHOICE_PREFIX = 'choice'  # option columns choice0, choice1 ... as JCommonsenseQA names them
 
 
 @dataclass
@@ -131,43 +117,128 @@ class Task:
 
 
 # ---- reading files --------------------------------------------------------------------
+def _task_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"task file {path} does not exist")
+    return path
+
+
 def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]], list[int]]:
     """(column names, rows as dicts, each row's line number) of a .tsv / .csv file with a
     header line or a .jsonl file of one JSON object per line. TSV fields are read unquoted, as
     GLUE's files need."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"task file {path} does not exist")
+    path = _task_file(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv or .jsonl")
-    with path.open(newline='', encoding='utf-8-sig') as f:  # -sig: a spreadsheet's BOM is not part of the header
-        if fmt == 'jsonl':
-            return _read_jsonl(path, f)
+    if fmt == 'jsonl':
+        return _read_jsonl(path)
+    header, rows, lines = table_rows(path, fmt, header=True)
+    if not header:
+        raise ValueError(f"{path} is empty; it needs a header line naming the columns, then one example per line")
+    for fields, line in zip(rows, lines):
+        if len(fields) != len(header):
+            raise ValueError(f"{path} line {line}: {len(fields)} fields, but the header names {len(header)}")
+    return header, [dict(zip(header, fields)) for fields in rows], lines
+
+
+def table_rows(path: Path, fmt: str, header: bool) -> tuple[list[str] | None, list[list[str]], list[int]]:
+    """(the header line, or None without `header`; the non-empty rows after it; each row's line
+    number) of a 'tsv' file, read unquoted as Google reads GLUE's files, or a 'csv' file. A BOM
+    (from a spreadsheet) is not part of the first field."""
+    with path.open(newline='', encoding='utf-8-sig') as f:
         reader = csv.reader(f, delimiter='\t', quoting=csv.QUOTE_NONE) if fmt == 'tsv' else csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path} is empty; it needs a header line naming the columns, then one example per line")
+        head = next(reader, None) if header else None
         rows, lines = [], []
         for fields in reader:
-            if not fields:
-                continue
-            if len(fields) != len(header):
-                raise ValueError(f"{path} line {reader.line_num}: {len(fields)} fields, but the header names {len(header)}")
-            rows.append(dict(zip(header, fields)))
-            lines.append(reader.line_num)
-    return header, rows, lines
+            if fields:
+                rows.append(fields)
+                lines.append(reader.line_num)
+    return head, rows, lines
 
 
-def _read_jsonl(path: Path, f) -> tuple[list[str], list[dict[str, Any]], list[int]]:
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, Any]], list[int]]:
     rows, lines, columns = [], [], {}
-    for line_no, row in read_jsonl(f, path, "a JSON object with the task's fields"):
-        rows.append(row)
-        lines.append(line_no)
-        columns.update(dict.fromkeys(row))
+    with path.open(newline='', encoding='utf-8-sig') as f:
+        for line_no, row in read_jsonl(f, path, "a JSON object with the task's fields"):
+            rows.append(row)
+            lines.append(line_no)
+            columns.update(dict.fromkeys(row))
     if not rows:
         raise ValueError(f"{path} is empty; it needs one JSON object per line")
     return list(columns), rows, lines
+
+
+# ---- SQuAD-style files (extractive QA) --------------------------------------------------
+def read_squad(path: str | Path) -> QAExamples:
+    """The questions of a SQuAD v1.1-style JSON file ({"data": [{"title", "paragraphs": [{"context",
+    "qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}), JSQuAD's format.
+
+    Every answer must be found at its `answer_start` in the context. Unanswerable SQuAD 2.0
+    questions (`is_impossible` true) are refused: the head has no answerability classifier.
+    Errors name the file, the question and its place in the file."""
+    path = _task_file(path)
+    if path.suffix.lower() != '.json':
+        raise ValueError(f"{path}: extractive QA reads SQuAD-style .json files, not {path.suffix!r}")
+    try:
+        doc = json.loads(path.read_text(encoding='utf-8-sig'))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} line {e.lineno}: not valid JSON ({e.msg}); a SQuAD-style file is one JSON "
+                         f"object {{\"data\": [...]}}") from None
+    data = doc.get('data') if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: no list \"data\" at the top; a SQuAD-style file is {{\"data\": [{{\"title\": ..., "
+                         f"\"paragraphs\": [...]}}]}} (JSQuAD's, not the JSON-lines of the other JGLUE tasks)")
+    out = QAExamples([], [], [], [], [])
+    for i, article in enumerate(data):
+        paragraphs = article.get('paragraphs') if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise ValueError(f"{path}: data[{i}] has no list \"paragraphs\"; each article needs "
+                             f"{{\"title\", \"paragraphs\": [{{\"context\", \"qas\"}}]}}")
+        for j, par in enumerate(paragraphs):
+            at = f'data[{i}].paragraphs[{j}]'
+            if not isinstance(par, dict) or not isinstance(par.get('context'), str) or not isinstance(par.get('qas'), list):
+                raise ValueError(f"{path}: {at} needs a string \"context\" and a list \"qas\"")
+            context = par['context']
+            for k, qa in enumerate(par['qas']):
+                _add_question(out, qa, context, path, f'{at}.qas[{k}]')
+    if not len(out):
+        raise ValueError(f"{path} holds no questions")
+    return out
+
+
+def _add_question(out: QAExamples, qa: Any, context: str, path: Path, at: str) -> None:
+    if not isinstance(qa, dict) or not isinstance(qa.get('question'), str):
+        raise ValueError(f"{path}: {at} needs a string \"question\"")
+    qid = str(qa.get('id', at))
+    where = f"{path}: question {qid} ({at})"
+    if qa.get('is_impossible'):
+        raise ValueError(f"{where} is unanswerable (is_impossible true, SQuAD 2.0); this head answers SQuAD 1.1 "
+                         f"and JSQuAD questions only; drop the question")
+    answers = qa.get('answers')
+    if not isinstance(answers, list) or not answers:
+        raise ValueError(f"{where} has no answers; give at least one {{\"text\", \"answer_start\"}}")
+    golds = []
+    for n, a in enumerate(answers):
+        text, start = (a.get('text'), a.get('answer_start')) if isinstance(a, dict) else (None, None)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: answer {n} has no text; each answer needs a non-empty \"text\"")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ValueError(f"{where}: answer {n} has answer_start {start!r}; it must be the character offset "
+                             f"of the answer in the context")
+        if context[start:start + len(text)] != text:
+            found = context.find(text)
+            fix = (f"it occurs at {found}: fix answer_start" if found >= 0
+                   else "the text does not occur in the context: fix the answer or the context")
+            raise ValueError(f"{where}: answer {text!r} is not at answer_start {start} of its context "
+                             f"({context[start:start + len(text)]!r} is there); {fix}")
+        golds.append((text, start))
+    out.ids.append(qid)
+    out.questions.append(qa['question'])
+    out.contexts.append(context)
+    out.answers.append(golds)
+    out.where.append(where)
 
 
 def _at(source: str, lines: list[int] | None, i: int) -> str:
@@ -271,7 +342,7 @@ def choice_labels(raw: list[Any], n_choices: int, source: str, lines: list[int] 
 def examples_from_rows(rows: list[dict[str, Any]], columns: list[str], source: str, task_type: str,
                        text_a: str, text_b: str | None, label: str, label_names: list[str] | None,
                        lines: list[int] | None = None, label_range: tuple[float, float] | None = None,
-                       choices: str = 'choice', fixed_labels: bool = False, hint: str | None = None) -> Examples:
+                       choices: str = CHOICE_PREFIX, fixed_labels: bool = False, hint: str | None = None) -> Examples:
     """`Examples` from rows of dicts; labels mapped through `label_names` (classification).
     `lines`: each row's line in its file, for error messages (None: name row indices).
     Multiple choice: `text_a` is the question column, `choices` the options' column prefix.
@@ -308,7 +379,7 @@ def observed_range(labels: list[float], source: str) -> tuple[float, float]:
 
 
 def load_task(train: str | Path, dev: str | Path, task_type: str, text_a: str | None = None, text_b: str | None = None,
-              label: str = 'label', name: str | None = None, metric: str | None = None, choices: str = 'choice',
+              label: str = 'label', name: str | None = None, metric: str | None = None, choices: str = CHOICE_PREFIX,
               label_range: tuple[float, float] | None = None, **facts) -> Task:
     """A task from local train and dev files (.tsv / .csv with a header, or .jsonl; extractive
     QA: SQuAD-style .json).
@@ -324,7 +395,6 @@ def load_task(train: str | Path, dev: str | Path, task_type: str, text_a: str | 
     """
     check_task_type(task_type)
     name = name or Path(train).resolve().parent.name
-    from .benchmarks import facts_for_name
     facts = {**facts_for_name(name), **facts}  # a copy of RTE/, STS-B/ ... keeps Google's recipe
     if task_type != 'extractive_qa':
         facts.pop('f1_unit', None)
@@ -332,8 +402,7 @@ def load_task(train: str | Path, dev: str | Path, task_type: str, text_a: str | 
         facts.pop('label_range', None)
     label_range = label_range or facts.pop('label_range', None)
     if task_type == 'extractive_qa':
-        from .qa import read_squad
-        return Task(name, task_type, read_squad(train), read_squad(dev), None, metric, {}, **facts)
+        return qa_task(name, train, dev, metric, **facts)
     text_a = text_a or ('question' if task_type == 'multiple_choice' else 'text_a')
     tables = {split: read_table(path) for split, path in (('train', train), ('dev', dev))}
     label_names = None
@@ -359,6 +428,11 @@ def load_task(train: str | Path, dev: str | Path, task_type: str, text_a: str | 
                 label_range=label_range, **facts)
 
 
+def qa_task(name: str, train: str | Path, dev: str | Path, metric: str | None = None, **facts) -> Task:
+    """An extractive QA task from SQuAD-style train and dev files (`read_squad`)."""
+    return Task(name, 'extractive_qa', read_squad(train), read_squad(dev), None, metric, {}, **facts)
+
+
 # ---- hub datasets ---------------------------------------------------------------------
 def task_from_hub(train, dev, task_type: str, text_a: str, text_b: str | None = None, label: str = 'label',
                   name: str = 'hub', metric: str | None = None, **facts) -> Task:
@@ -367,8 +441,8 @@ def task_from_hub(train, dev, task_type: str, text_a: str, text_b: str | None = 
     A `ClassLabel` label column keeps its ids and names; other classification labels are mapped
     as in files. Rows labelled -1 (GLUE's unlabelled test convention) are an error.
     """
-    if task_type not in ('classification', 'regression'):
-        raise ValueError(f"hub datasets map to classification or regression tasks, not {task_type!r}")
+    if task_type not in HUB_TASK_TYPES:
+        raise ValueError(f"hub datasets map to {' or '.join(HUB_TASK_TYPES)} tasks, not {task_type!r}")
     names = getattr(train.features.get(label), 'names', None)
     label_names = None
     if task_type == 'classification':
@@ -410,7 +484,6 @@ def load_glue(task: str) -> Task:
     if task not in GLUE_TASKS:
         raise ValueError(f"unknown GLUE task {task!r}; allowed: {', '.join(GLUE_TASKS)}")
     text_a, text_b, task_type, metric = GLUE_TASKS[task]
-    from .benchmarks import GLUE_FACTS
     return load_hub_task('nyu-mll/glue', task, text_a, text_b, task_type, metric,
                          dev_split='validation_matched' if task == 'mnli' else 'validation', name=task,
                          **GLUE_FACTS.get(task, {}))
@@ -418,10 +491,9 @@ def load_glue(task: str) -> Task:
 
 def load_jglue(task: str, dataset: str = 'shunk031/JGLUE') -> Task:
     """A JGLUE task from the hub (`dataset`, config = the task name)."""
-    if task not in JGLUE_TASKS:
-        raise ValueError(f"unknown JGLUE task {task!r}; allowed: {', '.join(JGLUE_TASKS)}")
+    if task not in JGLUE_HUB_TASKS:
+        raise ValueError(f"unknown JGLUE task {task!r}; allowed: {', '.join(JGLUE_HUB_TASKS)}")
     text_a, text_b, task_type, metric = JGLUE_TASKS[task]
-    from .benchmarks import JGLUE_FACTS
     return load_hub_task(dataset, task, text_a, text_b, task_type, metric, name=task, **JGLUE_FACTS.get(task, {}))
 
 
@@ -435,10 +507,12 @@ def truncate_pair(a: list[int], b: list[int], max_tokens: int) -> tuple[list[int
     return a, b
 
 
-def check_special_tokens(hf_tokenizer) -> None:
+def check_special_tokens(hf_tokenizer) -> tuple[int, int]:
+    """The ids of [CLS] and [SEP], after checking that the tokenizer has them and [PAD]."""
     for name in ('cls_token_id', 'sep_token_id', 'pad_token_id'):
         if getattr(hf_tokenizer, name) is None:
             raise ValueError(f"the tokenizer has no {name.removesuffix('_id')}; fine-tuning needs [CLS], [SEP] and [PAD]")
+    return hf_tokenizer.cls_token_id, hf_tokenizer.sep_token_id
 
 
 def text_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
@@ -451,22 +525,20 @@ def text_encoder(hf_tokenizer) -> Callable[[list[str]], list[list[int]]]:
 
 def encode(hf_tokenizer, examples: Examples, max_length: int, encoder: Callable | None = None
            ) -> list[tuple[list[int], list[int], int | float]]:
-    """(input_ids, token_type_ids, label) per example: [CLS] a [SEP] (b [SEP]), type 0 up to the
-    first [SEP], 1 after; at most `max_length` tokens, truncated BERT-style. Multiple choice:
-    one such row per option, [CLS] question [SEP] option [SEP], so input_ids is a list of
-    rows. `encoder`: a `text_encoder` to reuse (default: a new one)."""
-    check_special_tokens(hf_tokenizer)
+    """(input_ids, token_type_ids, label) per example in BERT's layout (`segments.bert_input`):
+    [CLS] a [SEP] (b [SEP]), type 0 up to the first [SEP], 1 after; at most `max_length`
+    tokens, truncated BERT-style. Multiple choice: one such row per option, [CLS] question [SEP]
+    option [SEP], so input_ids is a list of rows. `encoder`: a `text_encoder` to reuse (default:
+    a new one)."""
+    cls, sep = check_special_tokens(hf_tokenizer)
     if max_length < 5:
         raise ValueError(f"max_length must be at least 5 ([CLS], [SEP]s and some text), got {max_length}")
     ids = encoder or text_encoder(hf_tokenizer)
-    cls, sep = hf_tokenizer.cls_token_id, hf_tokenizer.sep_token_id
 
     def row(a: list[int], b: list[int] | None) -> tuple[list[int], list[int]]:
         if b is None:
-            a = a[:max_length - 2]
-            return [cls] + a + [sep], [0] * (len(a) + 2)
-        a, b = truncate_pair(a, b, max_length - 3)
-        return [cls] + a + [sep] + b + [sep], [0] * (len(a) + 2) + [1] * (len(b) + 1)
+            return bert_input(cls, sep, a[:max_length - 2])
+        return bert_input(cls, sep, *truncate_pair(a, b, max_length - 3))
 
     ids_a = ids(list(examples.texts_a))
     if examples.choices is not None:

@@ -18,6 +18,7 @@ CLASSIFICATION_METRICS = ('accuracy', 'f1', 'mcc')
 REGRESSION_METRICS = ('spearman', 'pearson')
 MULTIPLE_CHOICE_METRICS = ('accuracy',)
 QA_METRICS = ('exact_match', 'f1')
+F1_UNITS = ('word', 'char')  # extractive QA's F1: SQuAD's over words, JGLUE's over characters
 PUNCTUATION = frozenset(string.punctuation)
 
 
@@ -98,7 +99,7 @@ def qa_scores(prediction: str, golds: list[str], unit: str = 'word') -> tuple[fl
     """(exact match, F1) of one prediction against its gold answers, the best over the golds.
     unit 'word': SQuAD's F1 over the words of the normalised texts; 'char': JGLUE's F1 over the
     characters of JSQuAD's normalised texts (spaces included, as JGLUE counts them)."""
-    if unit not in ('word', 'char'):
+    if unit not in F1_UNITS:
         raise ValueError(f"unknown F1 unit {unit!r}; use 'word' (SQuAD) or 'char' (JSQuAD)")
     normalize = normalize_squad if unit == 'word' else normalize_jsquad
     pieces = (lambda t: normalize(t).split()) if unit == 'word' else (lambda t: list(normalize(t)))

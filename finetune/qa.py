@@ -1,8 +1,9 @@
 """Extractive question answering as in ELECTRA's fine-tuning code (finetune/qa/qa_tasks.py,
-qa_metrics.py): SQuAD-style files, [CLS] question [SEP] context window [SEP] features, long
-contexts split into windows `doc_stride` tokens apart, each token scored in the window where it
-has the most context, and the best valid span (start <= end, at most `max_answer_length`
-tokens, inside the context) mapped back to the context's characters.
+qa_metrics.py): [CLS] question [SEP] context window [SEP] features of the questions of
+SQuAD-style files (read by `data.read_squad`), long contexts split into windows `doc_stride`
+tokens apart, each token scored in the window where it has the most context, and the best valid
+span (start <= end, at most `max_answer_length` tokens, inside the context) mapped back to the
+context's characters.
 
 Google splits the context at whitespace and maps answers through those words; Japanese text has
 no spaces, so here every context token carries its own character span instead: the Rust
@@ -11,93 +12,19 @@ alignment of its tokens to the text (`align_tokens`). The token ids are those of
 `pretrain.prepare.tokenizer.batch_encoder`, as everywhere in fine-tuning."""
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from .data import QAExamples, check_special_tokens, text_encoder
+from .segments import bert_input
 
 Span = tuple[int, int]  # [start, end) in characters of the context
 
 # Google's configure_finetuning.py
 DOC_STRIDE, MAX_QUERY_LENGTH, MAX_ANSWER_LENGTH = 128, 64, 30
-
-
-# ---- reading SQuAD-style files ----------------------------------------------------------
-def read_squad(path: str | Path) -> QAExamples:
-    """The questions of a SQuAD v1.1-style JSON file ({"data": [{"title", "paragraphs": [{"context",
-    "qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}), JSQuAD's format.
-
-    Every answer must be found at its `answer_start` in the context. Unanswerable SQuAD 2.0
-    questions (`is_impossible` true) are refused: the head has no answerability classifier.
-    Errors name the file, the question and its place in the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"task file {path} does not exist")
-    if path.suffix.lower() != '.json':
-        raise ValueError(f"{path}: extractive QA reads SQuAD-style .json files, not {path.suffix!r}")
-    try:
-        doc = json.loads(path.read_text(encoding='utf-8-sig'))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} line {e.lineno}: not valid JSON ({e.msg}); a SQuAD-style file is one JSON "
-                         f"object {{\"data\": [...]}}") from None
-    data = doc.get('data') if isinstance(doc, dict) else None
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: no list \"data\" at the top; a SQuAD-style file is {{\"data\": [{{\"title\": ..., "
-                         f"\"paragraphs\": [...]}}]}} (JSQuAD's, not the JSON-lines of the other JGLUE tasks)")
-    out = QAExamples([], [], [], [], [])
-    for i, article in enumerate(data):
-        paragraphs = article.get('paragraphs') if isinstance(article, dict) else None
-        if not isinstance(paragraphs, list):
-            raise ValueError(f"{path}: data[{i}] has no list \"paragraphs\"; each article needs "
-                             f"{{\"title\", \"paragraphs\": [{{\"context\", \"qas\"}}]}}")
-        for j, par in enumerate(paragraphs):
-            at = f'data[{i}].paragraphs[{j}]'
-            if not isinstance(par, dict) or not isinstance(par.get('context'), str) or not isinstance(par.get('qas'), list):
-                raise ValueError(f"{path}: {at} needs a string \"context\" and a list \"qas\"")
-            context = par['context']
-            for k, qa in enumerate(par['qas']):
-                _add_question(out, qa, context, path, f'{at}.qas[{k}]')
-    if not len(out):
-        raise ValueError(f"{path} holds no questions")
-    return out
-
-
-def _add_question(out: QAExamples, qa: Any, context: str, path: Path, at: str) -> None:
-    if not isinstance(qa, dict) or not isinstance(qa.get('question'), str):
-        raise ValueError(f"{path}: {at} needs a string \"question\"")
-    qid = str(qa.get('id', at))
-    where = f"{path}: question {qid} ({at})"
-    if qa.get('is_impossible'):
-        raise ValueError(f"{where} is unanswerable (is_impossible true, SQuAD 2.0); this head answers SQuAD 1.1 "
-                         f"and JSQuAD questions only; drop the question")
-    answers = qa.get('answers')
-    if not isinstance(answers, list) or not answers:
-        raise ValueError(f"{where} has no answers; give at least one {{\"text\", \"answer_start\"}}")
-    golds = []
-    for n, a in enumerate(answers):
-        text, start = (a.get('text'), a.get('answer_start')) if isinstance(a, dict) else (None, None)
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: answer {n} has no text; each answer needs a non-empty \"text\"")
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise ValueError(f"{where}: answer {n} has answer_start {start!r}; it must be the character offset "
-                             f"of the answer in the context")
-        if context[start:start + len(text)] != text:
-            found = context.find(text)
-            fix = (f"it occurs at {found}: fix answer_start" if found >= 0
-                   else "the text does not occur in the context: fix the answer or the context")
-            raise ValueError(f"{where}: answer {text!r} is not at answer_start {start} of its context "
-                             f"({context[start:start + len(text)]!r} is there); {fix}")
-        golds.append((text, start))
-    out.ids.append(qid)
-    out.questions.append(qa['question'])
-    out.contexts.append(context)
-    out.answers.append(golds)
-    out.where.append(where)
 
 
 # ---- token ids with character spans ------------------------------------------------------
@@ -229,13 +156,12 @@ def featurize(hf_tokenizer, examples: QAExamples, max_length: int, training: boo
 
     The question keeps at most `max_query_length` tokens (and at most half of `max_length`, so a
     window always holds context); windows hold `max_length` - question - 3 context tokens."""
-    check_special_tokens(hf_tokenizer)
+    cls, sep = check_special_tokens(hf_tokenizer)
     if max_length < 8:
         raise ValueError(f"max_length must be at least 8 for extractive QA, got {max_length}")
     if doc_stride < 1:
         raise ValueError(f"doc_stride must be a positive number of tokens, got {doc_stride}")
     encoder = encoder or text_encoder(hf_tokenizer)
-    cls, sep = hf_tokenizer.cls_token_id, hf_tokenizer.sep_token_id
     q_limit = min(max_query_length, (max_length - 3) // 2)
     questions = [q[:q_limit] for q in encoder(list(examples.questions))]
     unique = list(dict.fromkeys(examples.contexts))  # a paragraph's questions share its context
@@ -254,8 +180,7 @@ def featurize(hf_tokenizer, examples: QAExamples, max_length: int, training: boo
         parts = windows(len(ids), max_tokens, doc_stride) if ids else [(0, 0)]
         for w, (start, length) in enumerate(parts):
             offset = len(q) + 2  # [CLS] question [SEP]
-            input_ids = [cls] + q + [sep] + ids[start:start + length] + [sep]
-            types = [0] * offset + [1] * (length + 1)
+            input_ids, types = bert_input(cls, sep, q, ids[start:start + length])
             target = (0, 0)
             if answer is not None and start <= answer[0] and answer[1] < start + length:
                 target = (answer[0] - start + offset, answer[1] - start + offset)

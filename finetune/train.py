@@ -3,12 +3,8 @@ the same architecture from a random initialisation; results as a table and a JSO
 the same table in Markdown beside it)."""
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,16 +20,22 @@ from _utils.gradient_clipping import GradientClipping
 from _utils.rng import set_seed
 from pretrain.scheduler import SCHEDULES, lr_at
 
-from .benchmarks import facts_for_name
+from .catalog import facts_for_name
 from .data import Examples, Task, TaskDataLoader, encode, per_class_subsample, text_encoder
 from .metrics import (CLASSIFICATION_METRICS, MULTIPLE_CHOICE_METRICS, QA_METRICS, REGRESSION_METRICS,
                       multiple_choice_metrics, qa_metrics, summarize, task_metrics)
 from .model import (build_model, default_layer_decay, default_lr, finetune_opt, layer_groups, layer_lr_scales,
                     load_config, load_encoder, load_tokenizer)
-from .qa import featurize, predict
+from .qa import DOC_STRIDE, MAX_ANSWER_LENGTH, MAX_QUERY_LENGTH, featurize, predict
+from .results import (atomic_write_text, check_same_tasks, check_writable, finished_seeds, gain, json_safe,
+                      markdown_table, mean_std, metric_text, metric_value, model_fingerprint, previous_results,
+                      seeds_done)
 
 INITS = ('pretrained', 'random')
-# configure_finetuning.py: 10 epochs for "rte" and "sts", 2 (and 512 tokens) for QA, else 3
+# configure_finetuning.py: 3 epochs and 128 tokens; 2 epochs and 512 tokens for QA (10 epochs for
+# "rte" and "sts": `catalog.GLUE_FACTS`)
+EPOCHS, MAX_LENGTH = 3, 128
+QA_EPOCHS, QA_MAX_LENGTH = 2, 512
 
 
 @dataclass
@@ -60,9 +62,9 @@ class FinetuneSettings:
     weight_decay: float = 0.01
     clip: float = 1.0
     double_unordered: bool = True
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
+    doc_stride: int = DOC_STRIDE
+    max_query_length: int = MAX_QUERY_LENGTH
+    max_answer_length: int = MAX_ANSWER_LENGTH
     train_per_class: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str | None = None     # None: cuda when available, else cpu
@@ -103,23 +105,39 @@ class FinetuneSettings:
         d = asdict(self)
         d['lr'] = self.lr or default_lr(hidden_size)
         d['layer_decay'] = self.layer_decay or default_layer_decay(num_layers)
-        d['device'] = self.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        d['device'] = resolved_device(self.device)
         return FinetuneSettings(**d)
+
+
+def resolved_device(device: str | None) -> str:
+    """`device`, else cuda when available, else cpu."""
+    return device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
 
 def default_epochs(task: Task) -> int:
     """The task's own epochs, else Google's: those of the benchmark task it is named after (10
-    for RTE and STS, `benchmarks.facts_for_name`), 2 for extractive QA, 3 otherwise."""
+    for RTE and STS, `catalog.facts_for_name`), 2 for extractive QA, 3 otherwise."""
     if task.epochs:
         return task.epochs
     if task.task_type == 'extractive_qa':
-        return 2
-    return facts_for_name(task.name).get('epochs', 3)
+        return QA_EPOCHS
+    return facts_for_name(task.name).get('epochs', EPOCHS)
+
+
+def task_epochs(task: Task, settings: FinetuneSettings) -> int:
+    """The epochs a task trains for: the settings', else `default_epochs`."""
+    return settings.epochs or default_epochs(task)
 
 
 def default_max_length(task: Task) -> int:
     """The task's own length, else Google's: 512 for extractive QA, 128 otherwise."""
-    return task.max_length or (512 if task.task_type == 'extractive_qa' else 128)
+    return task.max_length or (QA_MAX_LENGTH if task.task_type == 'extractive_qa' else MAX_LENGTH)
+
+
+def trains_both_orders(task: Task, settings: FinetuneSettings) -> bool:
+    """Whether a pair task trains on both text orders (Google's `double_unordered`): a symmetric
+    task (MRPC, STS) with `settings.double_unordered`."""
+    return bool(task.symmetric and settings.double_unordered and task.train.texts_b is not None)
 
 
 def normalized(labels: list[float], label_range: tuple[float, float]) -> list[float]:
@@ -218,13 +236,13 @@ def task_facts(task: Task, settings: FinetuneSettings) -> dict:
     train = train_examples(task, settings)
     facts = {'task_type': task.task_type, 'metric': headline, 'reported': reported_metrics(task.task_type, headline),
              'labels': task.label_names, 'n_train': len(train), 'n_dev': len(task.dev), 'seeds': list(settings.seeds),
-             'epochs': settings.epochs or default_epochs(task)}
+             'epochs': task_epochs(task, settings)}
     if task.task_type == 'regression':
         facts['label_range'] = list(task.label_range) if task.label_range else None
     if task.task_type == 'extractive_qa':
         facts['f1_unit'] = task.f1_unit
     else:
-        facts['double_unordered'] = bool(task.symmetric and settings.double_unordered and task.train.texts_b is not None)
+        facts['double_unordered'] = trains_both_orders(task, settings)
     if settings.train_per_class:
         facts['train_per_class'] = settings.train_per_class
     return facts
@@ -240,11 +258,13 @@ def train_examples(task: Task, settings: FinetuneSettings):
     return per_class_subsample(task.train, settings.train_per_class)
 
 
-def finished_seeds(result: dict | None, init: str) -> int:
-    """How many of the seeds of `init` a (possibly partial) task result holds: seeds run in
-    order, so they are the first ones of result['seeds']."""
-    summaries = (result or {}).get(init) or {}
-    return min((len(v['runs']) for v in summaries.values()), default=0)
+def checked_facts(tasks: list[Task], settings: FinetuneSettings) -> dict[str, dict]:
+    """{task name: `task_facts`}, which checks what can fail before any training (a metric that
+    does not apply, --train_per_class on another type); tasks must have distinct names."""
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
+    return {task.name: task_facts(task, settings) for task in tasks}
 
 
 class Finetuner:
@@ -282,7 +302,7 @@ class Finetuner:
         extractive QA: the windows of both splits, the dev ones in 'qa_dev'."""
         s = self.settings
         max_length = self.max_length(task)
-        out = {'epochs': s.epochs or default_epochs(task), 'max_length': max_length}
+        out = {'epochs': task_epochs(task, s), 'max_length': max_length}
         if task.task_type == 'extractive_qa':
             kw = dict(doc_stride=s.doc_stride, max_query_length=s.max_query_length, encoder=self.encoder)
             train = featurize(self.tokenizer, task.train, max_length, training=True, **kw)
@@ -294,8 +314,7 @@ class Finetuner:
                       f'placed on tokens', file=sys.stderr)
             return {**out, 'train': train.items, 'dev': dev.items, 'qa_dev': dev, 'skipped': train.skipped}
         train, dev = train_examples(task, s), task.dev
-        doubled = task.symmetric and s.double_unordered and train.texts_b is not None
-        if doubled:
+        if trains_both_orders(task, s):
             train = train + train.swapped()
         if task.task_type == 'regression' and task.label_range:
             train = Examples(train.texts_a, train.texts_b, normalized(train.labels, task.label_range))
@@ -327,7 +346,7 @@ class Finetuner:
         """Train on the task's train split, return the dev metrics of the final weights."""
         learn = self.learner(task, encoded, init, seed)
         with learn.no_bar(), learn.no_logging():
-            learn.fit(encoded.get('epochs') or self.settings.epochs or default_epochs(task))
+            learn.fit(encoded.get('epochs') or task_epochs(task, self.settings))
             outputs, labels = learn.get_preds(ds_idx=1)
         outputs = outputs.float().numpy()
         if task.task_type == 'extractive_qa':
@@ -361,8 +380,7 @@ class Finetuner:
         headline = result['metric']
         for init in inits:
             done = (previous or {}).get(init) or {}
-            # JSON holds an undefined metric (nan) as null
-            runs = [{m: math.nan if v['runs'][i] is None else v['runs'][i] for m, v in done.items()}
+            runs = [{m: metric_value(v['runs'][i]) for m, v in done.items()}
                     for i in range(finished_seeds(previous, init))]
             for seed in todo[init]:
                 start = time.time()
@@ -386,11 +404,8 @@ def finetune(model_dir: str | Path, tasks: list[Task], settings: FinetuneSetting
     finished seed. When `out` already holds results of the same model (by content) and settings,
     their finished (task, init, seed) runs are kept and only the rest is run: an interrupted call
     continues where it stopped, and other tasks add to the file. Other settings: a ValueError."""
-    names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise ValueError(f"two tasks share a name ({', '.join(names)}); give each its own name")
     runner = Finetuner(model_dir, settings, verbose)
-    facts = {task.name: task_facts(task, runner.settings) for task in tasks}  # a wrong metric fails before training
+    facts = checked_facts(tasks, runner.settings)
     results = {'model': str(model_dir), 'model_fingerprint': model_fingerprint(model_dir),
                'settings': asdict(runner.settings), 'tasks': {}}
     if out is not None:
@@ -399,8 +414,7 @@ def finetune(model_dir: str | Path, tasks: list[Task], settings: FinetuneSetting
         previous = previous_results(out, {k: results[k] for k in ('model_fingerprint', 'settings')})
         if previous is not None:
             results['tasks'] = previous.get('tasks') or {}
-            for name, f in facts.items():
-                check_same_task(results['tasks'].get(name), f, name, out)
+            check_same_tasks([results['tasks']], facts, out)
             if verbose:
                 print(f'continuing {out}: finished runs are kept', flush=True)
     inits = INITS[:2 if compare_random else 1]
@@ -415,123 +429,14 @@ def finetune(model_dir: str | Path, tasks: list[Task], settings: FinetuneSetting
     return results
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
-    """sha256 of a model directory's files (names and contents: config, weights, tokenizer), so
-    results are only continued with the very model that began them."""
-    h = hashlib.sha256()
-    for p in sorted(q for q in Path(model_dir).iterdir() if q.is_file()):
-        h.update(p.name.encode() + b'\0')
-        with p.open('rb') as f:
-            h.update(hashlib.file_digest(f, 'sha256').digest())
-    return h.hexdigest()
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail before any training when results could not be written to `path` (and the .md / .png
-    beside it): a directory in its place, a file where a parent directory should be, a directory
-    that refuses a new file. Creates the missing parent directories."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a directory; give a file name, e.g. {path / 'results.json'}")
-    blocker = next((q for q in [path.parent, *path.parent.parents] if q.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise ValueError(f"cannot write {path}: {blocker} is a file, not a directory; pick another --out")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.probe')
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make {path.parent} writable "
-                         f"or pick another --out") from None
-    return path
-
-
-def _plain(x):
-    """`x` as it reads back from JSON (tuples as lists, nan as null)."""
-    return json.loads(json.dumps(_json_safe(x)))
-
-
-def _difference(there, here, key: str) -> str | None:
-    """The first key where two JSON values differ, as 'key: A there, B here'; None if equal."""
-    if isinstance(there, dict) and isinstance(here, dict):
-        for k in [*here, *(k for k in there if k not in here)]:
-            d = _difference(there.get(k), here.get(k), f'{key}.{k}')
-            if d:
-                return d
-        return None
-    if there == here:
-        return None
-    return f"{key}: {json.dumps(there)[:60]} there, {json.dumps(here)[:60]} here"
-
-
-def previous_results(path: str | Path, identity: dict) -> dict | None:
-    """The results in `path`, when they were made with `identity` (keys that must hold the same
-    values: model, settings...); None when `path` does not exist. Results of anything else, or a
-    file that is not a results JSON, is a one-line ValueError: another --out, or delete it."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        stored = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        stored = e
-    if not isinstance(stored, dict):
-        raise ValueError(f"{path} exists but is not a results JSON; pick another --out, or delete {path}")
-    for k, v in identity.items():
-        diff = _difference(stored.get(k), _plain(v), k)
-        if diff:
-            raise ValueError(f"{path} holds results made with another model or other settings ({diff}); pick another "
-                             f"--out, or delete {path} to start over")
-    return stored
-
-
-def check_same_task(stored: dict | None, facts: dict, name: str, path: str | Path) -> None:
-    """A stored result of task `name` must have the facts (data sizes, labels, metric...) that the
-    task has now; otherwise its runs cannot be continued (one-line ValueError)."""
-    if stored is None:
-        return
-    diff = _difference({k: stored.get(k) for k in facts}, _plain(facts), name)
-    if diff:
-        raise ValueError(f"{path} holds results of another version of task {name} ({diff}); pick another --out, "
-                         f"or delete {path} to start over")
-
-
-def _json_safe(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None  # JSON has no nan (a constant prediction makes a correlation undefined)
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def write_results(results: dict, path: str | Path, markdown: Callable[[dict], str] | None = None) -> Path:
     """`path` (JSON: every run of every metric) and, beside it, the Markdown table (`path` with
     the suffix .md) of `markdown` (default `results_markdown`), each written atomically: a reader
     or an interruption sees the previous version or the new one, never half of one."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(_json_safe(results), indent=2, ensure_ascii=False) + '\n')
+    atomic_write_text(path, json.dumps(json_safe(results), indent=2, ensure_ascii=False) + '\n')
     atomic_write_text(path.with_suffix('.md'), (markdown or results_markdown)(results) + '\n')
     return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`. A failure is a
-    one-line ValueError (what was there stays)."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding='utf-8')
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make room or make {path.parent} "
-                         f"writable, then run the same command again to continue") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def results_table(results: dict) -> str:
@@ -545,13 +450,10 @@ def results_table(results: dict) -> str:
             metrics = sorted(r[init], key=lambda m: m != r['metric'])
             for m in metrics:
                 v = r[init][m]
-                lines.append(f"{name:16s} {init:10s} {m:11s} {_num(v['mean'])} {_num(v['std'])} {_num(v['best'])} "
+                lines.append(f"{name:16s} {init:10s} {m:11s} {metric_text(v['mean'])} {metric_text(v['std'])} "
+                             f"{metric_text(v['best'])} "
                              f"{len(v['runs']):5d}")
     return '\n'.join(lines)
-
-
-def _num(x: float | None, width: int = 7) -> str:
-    return f"{x:{width}.4f}" if x is not None and math.isfinite(x) else f"{'nan':>{width}s}"
 
 
 def results_markdown(results: dict) -> str:
@@ -564,19 +466,16 @@ def results_markdown(results: dict) -> str:
     if compare:
         head += ['random init mean ± std', 'best', 'gain (points)']
     head += ['seeds', 'epochs', 'train / dev']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    rows = []
     for name, r in results['tasks'].items():
         for m in r.get('reported') or [r['metric']]:
             row = [name, r['task_type'], m]
             for init in INITS[:2 if compare else 1]:
                 v = r.get(init, {}).get(m)
-                row += [f"{_num(v['mean'], 0)} ± {_num(v['std'], 0)}", _num(v['best'], 0)] if v else ['—', '—']
+                row += [mean_std(v), metric_text(v['best'], 0) if v else '—']
             if compare:
-                a, b = r.get('pretrained', {}).get(m), r.get('random', {}).get(m)
-                ok = a and b and a['mean'] is not None and b['mean'] is not None
-                row.append(f"{(a['mean'] - b['mean']) * 100:+.1f}" if ok else '—')
-            done = min((finished_seeds(r, init) for init in INITS if init in r), default=0)  # partial: 'n of N'
-            seeds = str(done) if done == len(r['seeds']) else f"{done} of {len(r['seeds'])}"
-            row += [seeds, str(r.get('epochs', '')), f"{r['n_train']} / {r['n_dev']}"]
-            lines.append('| ' + ' | '.join(row) + ' |')
-    return '\n'.join(lines)
+                row.append(gain(r.get('pretrained', {}).get(m), r.get('random', {}).get(m)))
+            done = min((finished_seeds(r, init) for init in INITS if init in r), default=0)
+            row += [seeds_done(done, r), str(r.get('epochs', '')), f"{r['n_train']} / {r['n_dev']}"]
+            rows.append(row)
+    return markdown_table(head, rows)

@@ -1,5 +1,6 @@
-"""Task files and hub datasets -> the internal format; one-line errors for bad task files (and
-exit code 2 from the CLI); task metrics against scikit-learn / scipy; the shipped demo task."""
+"""Task files (SQuAD-style ones too) and hub datasets -> the internal format; one-line errors for
+bad task files (and exit code 2 from the CLI); task metrics against scikit-learn / scipy; the
+shipped demo task."""
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef as sk_mcc
 
 from finetune.__main__ import main
-from finetune.data import load_task, task_from_hub
+from finetune.data import QAExamples, load_task, read_squad, task_from_hub
 from finetune.metrics import f1_binary, matthews_corrcoef, pearson, spearman, summarize, task_metrics
 from finetune.toy_task import make_topic_task
 
@@ -182,3 +183,19 @@ def test_per_class_subsample_is_seeded_and_keeps_the_order():
     assert idx == sorted(idx) and sub.texts_b == [f'b{i}' for i in idx] and sub.labels == [labels[i] for i in idx]
     assert per_class_subsample(ex, 4) == sub and per_class_subsample(ex, 4, seed=1) != sub
     assert per_class_subsample(ex, 100) == ex
+
+
+def test_qa_files_refuse_what_the_head_cannot_do(tmp_path):
+    bad = tmp_path / 'train.jsonl'
+    bad.write_text('{}\n')
+    with pytest.raises(ValueError, match=r"extractive QA reads SQuAD-style .json files, not '.jsonl'"):
+        read_squad(bad)
+    lines = tmp_path / 'lines.json'
+    lines.write_text('{"sentence": "a"}\n{"sentence": "b"}\n')
+    with pytest.raises(ValueError, match=r'lines.json line 2: not valid JSON .*one JSON object'):
+        read_squad(lines)
+    jsonl_like = tmp_path / 'one.json'
+    jsonl_like.write_text('{"sentence": "a"}\n')
+    with pytest.raises(ValueError, match=r'no list "data" at the top'):
+        read_squad(jsonl_like)
+    assert isinstance(read_squad(REPO / 'data' / 'tasks' / 'squad_fixture' / 'dev-v1.1.json'), QAExamples)

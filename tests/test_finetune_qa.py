@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from finetune.benchmarks import load_jglue_dir
-from finetune.data import QAExamples, encode, load_task
+from finetune.data import encode, load_task, read_squad
 from finetune.metrics import multiple_choice_metrics, qa_metrics, qa_scores
 from finetune.model import MultipleChoiceScorer, SpanExtractor, load_encoder, load_tokenizer
 from finetune.qa import (align_tokens, answer_token_span, best_span, featurize, max_context_flags, predict,
-                         read_squad, token_spans, windows)
+                         token_spans, windows)
 from finetune.train import FinetuneSettings, finetune
 
 JGLUE = 'data/tasks/jglue_fixture'
@@ -178,19 +178,3 @@ def test_extractive_qa_learns_where_the_answer_is(finetune_model_dir, tmp_path):
     r = finetune(finetune_model_dir, [task], FinetuneSettings(seeds=[0], epochs=8, lr=3e-3, max_length=32, bs=16),
                  verbose=False)['tasks']['third']
     assert r['pretrained']['exact_match']['mean'] > 0.5, r['pretrained']  # 1 in 6 by chance
-
-
-def test_qa_files_refuse_what_the_head_cannot_do(tmp_path):
-    bad = tmp_path / 'train.jsonl'
-    bad.write_text('{}\n')
-    with pytest.raises(ValueError, match=r"extractive QA reads SQuAD-style .json files, not '.jsonl'"):
-        read_squad(bad)
-    lines = tmp_path / 'lines.json'
-    lines.write_text('{"sentence": "a"}\n{"sentence": "b"}\n')
-    with pytest.raises(ValueError, match=r'lines.json line 2: not valid JSON .*one JSON object'):
-        read_squad(lines)
-    jsonl_like = tmp_path / 'one.json'
-    jsonl_like.write_text('{"sentence": "a"}\n')
-    with pytest.raises(ValueError, match=r'no list "data" at the top'):
-        read_squad(jsonl_like)
-    assert isinstance(read_squad(f'{SQUAD}/dev-v1.1.json'), QAExamples)
