@@ -43,6 +43,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, Iterable
 
+from _utils.cli import run_command
 from _utils.japanese import JAPANESE as _JA_CHAR, JAPANESE_CHARS as JA_CHARS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -678,40 +679,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-tokenizer', dest='tokenizer', action='store_false', help='skip training the tokenizer')
     parser.add_argument('--vocab_size', type=int, default=8000)
     args = parser.parse_args(argv)
-    try:
-        wanted = [s.strip() for s in args.sources.split(',') if s.strip()]
-        unknown = [s for s in wanted if s not in SOURCE_NAMES]
-        if unknown or not wanted:
-            raise BuildError(f'unknown source(s) {", ".join(unknown) or "(none)"}; choose from {", ".join(SOURCE_NAMES)}')
-        sources = tuple(s for s in SOURCES if s.name in wanted)
-        packages: dict[str, Package] = {}
-        with tempfile.TemporaryDirectory(prefix='docs_ja_debs_') as tmp:
-            debs = args.debs
-            if args.extracted is None and debs is None:
-                debs = Path(tmp)
-                os.chmod(debs, 0o755)
-                print(f'apt-get download {" ".join(s.package for s in sources)}', flush=True)
-                download_debs([s.package for s in sources], debs)
-            for s in sources:
-                if args.extracted is not None:
-                    tree = args.extracted / s.package
-                    if not tree.is_dir():
-                        raise BuildError(f'no extracted tree {tree} for {s.package}')
-                    packages[s.package] = Package(s.package, tree=tree)
-                else:
-                    packages[s.package] = Package(s.package, deb=find_deb(debs, s.package))
-            build(packages, args.data_dir, sources)
-        if args.tokenizer:
-            if args.data_dir.resolve() != (REPO_ROOT / 'data').resolve() or set(wanted) != set(SOURCE_NAMES):
-                raise BuildError('the tokenizer is trained on the named corpus docs_ja: build all sources into '
-                                 'the repository\'s data/ directory, or pass --no-tokenizer')
-            train_tokenizer(args.vocab_size)
-    except BuildError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f'error: {e.filename or ""}: {e.strerror or e}', file=sys.stderr)
-        return 1
+    return run_command(lambda: build_all(args), (BuildError, OSError), status=1)
+
+
+def build_all(args: argparse.Namespace) -> int:
+    """The build the flags ask for: the sources' corpus and task files, then the tokenizer."""
+    wanted = [s.strip() for s in args.sources.split(',') if s.strip()]
+    unknown = [s for s in wanted if s not in SOURCE_NAMES]
+    if unknown or not wanted:
+        raise BuildError(f'unknown source(s) {", ".join(unknown) or "(none)"}; choose from {", ".join(SOURCE_NAMES)}')
+    sources = tuple(s for s in SOURCES if s.name in wanted)
+    packages: dict[str, Package] = {}
+    with tempfile.TemporaryDirectory(prefix='docs_ja_debs_') as tmp:
+        debs = args.debs
+        if args.extracted is None and debs is None:
+            debs = Path(tmp)
+            os.chmod(debs, 0o755)
+            print(f'apt-get download {" ".join(s.package for s in sources)}', flush=True)
+            download_debs([s.package for s in sources], debs)
+        for s in sources:
+            if args.extracted is not None:
+                tree = args.extracted / s.package
+                if not tree.is_dir():
+                    raise BuildError(f'no extracted tree {tree} for {s.package}')
+                packages[s.package] = Package(s.package, tree=tree)
+            else:
+                packages[s.package] = Package(s.package, deb=find_deb(debs, s.package))
+        build(packages, args.data_dir, sources)
+    if args.tokenizer:
+        if args.data_dir.resolve() != (REPO_ROOT / 'data').resolve() or set(wanted) != set(SOURCE_NAMES):
+            raise BuildError('the tokenizer is trained on the named corpus docs_ja: build all sources into '
+                             'the repository\'s data/ directory, or pass --no-tokenizer')
+        train_tokenizer(args.vocab_size)
     return 0
 
 

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pretrain.config import MyConfig, get_config, repo_path
+from _utils.paths import repo_path
+from pretrain.config import MyConfig, get_config
 from pretrain.run.run_dir import RunDir
 from pretrain.run.run_lock import claim_run
 
@@ -72,7 +73,7 @@ def _pretrain_and_finetune(c: MyConfig, task, seeds: int, epochs: int, verbose: 
     from finetune.train import FinetuneSettings, finetune
     from pretrain.run.export import finetuned_model_dir
     from pretrain.train import pretrain
-    from pretrain.run.validation_cb import read_valid_log
+    from pretrain.run.log_cb import read_log
 
     start = time.time()
     learn = pretrain(c)
@@ -80,7 +81,7 @@ def _pretrain_and_finetune(c: MyConfig, task, seeds: int, epochs: int, verbose: 
         raise ValueError(f"run {c.run_name} had already finished (resume); give another base_run_name or seed")
     pretrain_s = time.time() - start
     run = RunDir.from_config(c)
-    held_out = read_valid_log(run.valid_csv)[-1]
+    held_out = read_log(run.valid_csv)[-1]
 
     start = time.time()
     # fine-tune at the pre-training length: longer inputs would reach untrained position embeddings
@@ -122,7 +123,7 @@ def demo_report(r: dict) -> str:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from pretrain.__main__ import config_overrides
+    from pretrain.cli import config_overrides
     overrides = config_overrides(args)
     c = demo_config(overrides.pop('size', 'tiny'), **overrides)
     print(f'demo {c.run_name}: size {c.size}, {c.steps} steps, batch {c.bs} x {c.max_length}, data {c.datas}, '
@@ -132,7 +133,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    from pretrain.__main__ import add_config_flags
+    from pretrain.cli import add_config_flags
     p = subparsers.add_parser('demo', help='pre-train, held-out metrics, fine-tune against random init '
                                            '(the shipped Japanese corpus and task by default)')
     add_config_flags(p)

@@ -31,6 +31,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from _utils.cli import run_command
+
 DEFAULT_OUT_DIR = Path('checkpoints/finetune')
 
 
@@ -226,11 +228,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print('error: ' + ' '.join(str(e).split()), file=sys.stderr)  # one line, whatever the message
-        return 2
+    return run_command(lambda: run(args), (ValueError, FileNotFoundError),
+                       interrupted='interrupted; the same command continues from the results written so far')
 
 
 if __name__ == '__main__':

@@ -8,34 +8,14 @@ values are read as Python literals where they parse as one (`--seed 1`, `--preci
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import sys
-from typing import Any
 
-from pretrain.config import BOOL_KEYS, DEFAULTS, GROUP_TITLES, INT_KEYS, KEY_GROUPS, KEY_HELP, PATH_KEYS, SIZES, get_config
+from _utils.cli import run_command
+from pretrain.cli import add_config_flags, config_from_args
 
 # Modules that add subcommands: each has `add_cli(subparsers)`, whose parsers set `func`.
 SUBCOMMAND_MODULES: list[str] = ['pretrain.run.export', 'pretrain.prepare.wikidump', 'pretrain.tools.plot', 'pretrain.tools.inspect', 'demo.demo']
-
-
-def parse_value(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ('true', 'false', 'none'):
-        return {'true': True, 'false': False, 'none': None}[lowered]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys given as flags (those left out keep their defaults)."""
-    return {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
-
-
-def config_from_args(args: argparse.Namespace):
-    return get_config(**config_overrides(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -56,40 +36,6 @@ def run_tokenizer(args: argparse.Namespace) -> int:
              f"{args.min_frequency} times)" if len(tokenizer) < args.vocab_size else '')
     print(f"tokenizer with {len(tokenizer)} tokens{short} {'already in' if cached else 'saved to'} {args.out}")
     return 0
-
-
-LIST_KEYS = ('datas', 'save_points', 'loss_weights')
-
-
-def _show(v: Any) -> str:
-    return f'{v:,}' if isinstance(v, int) and not isinstance(v, bool) else f'{v:g}' if isinstance(v, float) else str(v)
-
-
-def default_text(key: str) -> str:
-    """The default of config key `key` as --help shows it; for the keys a size derives, the
-    value of each size (`tiny/mini/small 0.0005, base/large 0.0002`)."""
-    if DEFAULTS[key] is None and key in SIZES['tiny']:
-        by_value: dict[str, list[str]] = {}
-        for size, recipe in SIZES.items():
-            by_value.setdefault(_show(recipe[key]), []).append(size)
-        return 'by size: ' + ', '.join(f"{'/'.join(sizes)} {v}" for v, sizes in by_value.items())
-    if key == 'max_predictions':
-        return 'int((mask_prob + 0.005) * max_length), 19 at 0.15 and 128'
-    return str(DEFAULTS[key])
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config key, in the groups of `config.KEY_GROUPS` (which place every key:
-    tests/test_main.py), each with its meaning and default."""
-    for g, keys in KEY_GROUPS.items():
-        group = parser.add_argument_group(GROUP_TITLES[g])
-        for key in keys:
-            text = f"{KEY_HELP[key]} (default: {default_text(key)})".replace('%', '%%')
-            metavar = 'BOOL' if key in BOOL_KEYS else 'N' if key in INT_KEYS else 'PATH' if key in PATH_KEYS else 'V'
-            if key in LIST_KEYS:
-                group.add_argument(f'--{key}', nargs='+', type=parse_value, metavar='V', help=text)
-            else:
-                group.add_argument(f'--{key}', type=parse_value, metavar=metavar, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,15 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith('-'):
         argv.insert(0, 'train')
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print('interrupted; continue later with the same command and --resume latest', file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-        # fastai prefixes errors raised in callbacks with the callback's name: keep the message
-        print(f'error: {str(e).strip().splitlines()[-1].strip()}', file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args), (ValueError, FileNotFoundError, NotADirectoryError),
+                       interrupted='interrupted; continue later with the same command and --resume latest')
 
 
 if __name__ == '__main__':

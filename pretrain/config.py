@@ -7,13 +7,9 @@ import os
 import random
 from typing import TYPE_CHECKING, Any, Iterable
 
-from _utils.paths import REPO_ROOT, repo_path  # noqa: F401  (REPO_ROOT and repo_path: imported from here by users)
 
 if TYPE_CHECKING:
     from transformers import ElectraConfig
-
-# BERT's special tokens, first in every vocabulary this project trains (ids 0-4)
-SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
 # the allowed values of config keys (models.py and scheduler.py implement them)
 SAMPLINGS = ('fp32_gumbel', 'fp16_gumbel', 'multinomial')

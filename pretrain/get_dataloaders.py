@@ -13,7 +13,7 @@ from fastai.torch_core import to_device
 from fastcore.basics import chunked
 
 from pretrain.config import setting
-from pretrain.grad_accum import micro_batch_size
+from pretrain._utils.steps import micro_batch_size
 
 
 def pad_batch(table, pad_idx: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

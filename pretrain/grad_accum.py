@@ -28,7 +28,6 @@ import torch
 from fastai.callback.training import GradientAccumulation
 from fastai.torch_core import to_device
 
-from pretrain.config import check_accumulation, setting
 from pretrain.masked_lm_cb import MaskedLMCallback
 from pretrain.models import global_counts, loss_counts
 from pretrain.run.distributed import unwrap
@@ -90,14 +89,6 @@ class AccumulationMaskedLM(MaskedLMCallback):
             self.counts = global_counts(total) / self.k  # one all-reduce per step under DDP
         xb, yb = self.masked[dl.index]
         self.learn.xb, self.learn.yb = xb, (*yb, self.counts)
-
-
-def micro_batch_size(c, world_size: int = 1) -> int:
-    """Examples per micro-batch of one process: the step's `bs` split over `world_size` processes
-    and `grad_accum` micro-batches (a one-line error when it does not split evenly)."""
-    bs, k = setting(c, 'bs'), setting(c, 'grad_accum')
-    check_accumulation(bs, k, world_size)
-    return bs // (world_size * k)
 
 
 def accumulate(learn, k: int):

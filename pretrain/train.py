@@ -10,10 +10,11 @@ from fastai.learner import Learner
 from _utils.gradient_clipping import GradientClipping
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
 from pretrain._utils.run_steps import RunSteps
-from pretrain._utils.steps import optimizer_step
+from pretrain._utils.steps import micro_batch_size, optimizer_step
 from pretrain.run.checkpoint import check_same_run, find_resume, load_checkpoint, resume
 from pretrain.run.compile_step import compile_model
-from pretrain.config import SIZES, MyConfig, electra_configs, repo_path, resolve, setting
+from _utils.paths import repo_path
+from pretrain.config import SIZES, MyConfig, electra_configs, resolve, setting
 from pretrain.grad_accum import accumulate
 from pretrain.prepare.corpus import check_data_name, default_cache_dir, examples_cache, load_corpus
 from pretrain.run.distributed import DataParallel, init_distributed, rank0_first, teardown, unwrap
@@ -196,6 +197,7 @@ def pretrain(c: MyConfig) -> Learner | None:
     for data in c.datas:  # a corpus is checked where it is read; reading starts here, before any other work
         check_data_name(data)
     rank, world = init_distributed(c)
+    micro_batch_size(c, world)  # a step's batch splits evenly over the processes: checked before any work
     run_lock = None
     try:
         # before any work: writable directories, one process per run name, earlier files kept unless asked

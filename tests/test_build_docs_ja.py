@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finetune.data import load_task
-from pretrain.config import REPO_ROOT
+from _utils.paths import REPO_ROOT
 
 
 def _load_script():

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pretrain.config import REPO_ROOT
+from _utils.paths import REPO_ROOT
 from pretrain.prepare.corpus import NAMED_DATAS, check_data_name, data_cache_name, data_files, load_corpus
 
 

@@ -5,12 +5,12 @@ import json
 import pytest
 
 from pretrain.__main__ import main
-from demo.demo import DEMO_TASK, demo_config, run_demo
+from demo.demo import DEMO_TASK, demo_config
 
 
 def small_task(tmp_path, n_train=48, n_dev=24):
     """The first rows of the shipped demo task; dev keeps only labels that train has."""
-    from pretrain.config import repo_path
+    from _utils.paths import repo_path
     d = tmp_path / 'task'
     d.mkdir()
     train = repo_path(DEMO_TASK + '/train.tsv').read_text(encoding='utf-8').splitlines()
@@ -29,14 +29,15 @@ def test_the_recipe_learns(tmp_path):
     discriminator loss (weights 1, 0) gave AUC 0.70; a learning rate of 1e-9 gave 0.48 and accuracy 0."""
     from pretrain.config import get_config
     from pretrain.train import pretrain
-    from pretrain.run.validation_cb import read_valid_log, valid_csv_path
+    from pretrain.run.log_cb import read_log
+    from pretrain.run.run_dir import RunDir
     c = get_config('tiny', datas=['docs_ja_libreoffice'], tokenizer='data/docs_ja/tokenizer', steps=150,
                    warmup_steps=15, valid_size=200, eval_every=150, num_workers=0, num_proc=1, device='cpu',
                    export=False, plot=False, save_points=[], data_dir=str(tmp_path / 'data'),
                    checkpoint_dir=str(tmp_path / 'ckpt'))
     assert c.lr == 5e-4 and c.adam_bias_correction  # the tiny recipe as shipped
     pretrain(c)
-    final = read_valid_log(valid_csv_path(tmp_path / 'ckpt' / f'{c.run_name}.csv'))[-1]
+    final = read_log(RunDir.of_train_csv(tmp_path / 'ckpt' / f'{c.run_name}.csv').valid_csv)[-1]
     assert final['step'] == 150
     assert final['disc_auc'] > 0.85, final
     assert final['gen_acc'] > 0.02, final

@@ -12,7 +12,7 @@ from pretrain.get_dataloaders import get_dataloader
 from pretrain.run.log_cb import read_log
 from pretrain.run.progress import replace_progress
 from pretrain.train import build_learner, build_models, pretrain, set_seed
-from pretrain.run.validation_cb import valid_csv_path
+from pretrain.run.run_dir import RunDir
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 VOCAB = 3000
@@ -102,6 +102,6 @@ def test_a_compiled_run_with_held_out_evaluation(tmp_path):
     train_csv = tmp_path / 'ckpt' / f'{c.run_name}.csv'
     log = read_log(train_csv)
     assert log[-1]['step'] == 40 and all(torch.isfinite(torch.tensor(r['loss'])) for r in log)
-    assert len(read_log(valid_csv_path(train_csv))) >= 4
+    assert len(read_log(RunDir.of_train_csv(train_csv).valid_csv)) >= 4
     assert (tmp_path / 'ckpt' / f'{c.run_name}_export' / 'discriminator').is_dir()
     assert learn.train_iter == 40

@@ -17,7 +17,8 @@ from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
 from pretrain.prepare.corpus import load_corpus
 from pretrain.prepare.ja_tokenizer import (JapaneseBatchEncoder, fast_japanese_supported,
                                    japanese_batch_encoder, mecab_option, train_japanese_tokenizer)
-from pretrain.prepare.tokenizer import SPECIAL_TOKENS, batch_encoder, load_tokenizer, train_tokenizer
+from pretrain.prepare.vocab import SPECIAL_TOKENS
+from pretrain.prepare.tokenizer import batch_encoder, load_tokenizer, train_tokenizer
 
 NUM_UNUSED = 12  # more than 10, so '[unused1]' is a prefix of '[unused10]'
 

@@ -1,7 +1,8 @@
 """The command line turns every bad input into one line on stderr and exit status 2."""
 import pytest
 
-from pretrain.__main__ import main, parse_value
+from pretrain.__main__ import main
+from pretrain.cli import parse_value
 
 
 @pytest.mark.parametrize('args, message', [
@@ -59,7 +60,7 @@ def test_every_config_key_is_in_exactly_one_help_group_with_a_meaning():
 
 def test_help_lists_the_commands_then_every_flag_in_its_group_with_its_default(capsys):
     from conftest import help_sections
-    from pretrain.config import DEFAULTS, GROUP_TITLES, KEY_GROUPS
+    from pretrain.config import GROUP_TITLES, KEY_GROUPS
     with pytest.raises(SystemExit) as exit_:
         main(['--help'])
     out = capsys.readouterr().out

@@ -3,7 +3,6 @@ metadata and body come from the run (architecture, corpus and its licence, steps
 held-out metrics), and the directory still loads with the Auto classes offline."""
 from pathlib import Path
 
-import pytest
 from huggingface_hub import ModelCard
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 

@@ -8,7 +8,7 @@ from PIL import Image
 from pretrain.__main__ import main
 from pretrain.run.log_cb import COLUMNS, MLM_COLUMNS
 from pretrain.tools.plot import plot_run
-from pretrain.run.validation_cb import MLM_VALID_COLUMNS, VALID_COLUMNS
+from pretrain.run.log_cb import MLM_VALID_COLUMNS, VALID_COLUMNS
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 

@@ -2,7 +2,8 @@
 import pytest
 from transformers import AutoTokenizer
 
-from pretrain.prepare.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
+from pretrain.prepare.vocab import SPECIAL_TOKENS
+from pretrain.prepare.tokenizer import load_tokenizer, train_tokenizer
 
 TEXTS = [
     'がぎぐげご ざじずぜぞ だぢづでど ばびぶべぼ パピプペポ かきくけこ',

@@ -146,11 +146,11 @@ def test_precision_resolution_and_device_errors(tiny_config):
 
 def test_held_out_metrics_and_plot_at_the_end(tmp_path):
     from pretrain.config import get_config
-    from pretrain.run.validation_cb import read_valid_log
+    from pretrain.run.log_cb import read_log
     c = get_config('tiny', steps=8, bs=16, num_workers=0, num_proc=1, device='cpu', save_points=[], export=False,
                    valid_size=0.2, eval_every=4, data_dir=str(tmp_path / 'data'), checkpoint_dir=str(tmp_path / 'ckpt'))
     pretrain(c)
-    rows = read_valid_log(tmp_path / 'ckpt' / 'vanilla_11081_valid.csv')
+    rows = read_log(tmp_path / 'ckpt' / 'vanilla_11081_valid.csv')
     assert [r['step'] for r in rows] == [4, 8]
     assert all(0 <= r['disc_acc'] <= 1 and 0 <= r['gen_acc'] <= 1 for r in rows)
     png = tmp_path / 'ckpt' / 'vanilla_11081.png'
@@ -172,7 +172,7 @@ def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path
     from pretrain.run.checkpoint import load_checkpoint
     from pretrain.run.log_cb import MLM_COLUMNS
     from pretrain.run.run_dir import RunDir
-    from pretrain.run.validation_cb import MLM_VALID_COLUMNS
+    from pretrain.run.log_cb import MLM_VALID_COLUMNS
     c = tiny_mlm_run
     run = RunDir.from_config(c)
     assert run.train_csv.read_text().splitlines()[0] == ','.join(MLM_COLUMNS)

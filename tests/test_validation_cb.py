@@ -10,9 +10,10 @@ from fastai.data.core import DataLoaders
 
 from pretrain.config import get_config
 from pretrain.get_dataloaders import get_dataloader
-from pretrain.run.log_cb import read_log
 from pretrain.train import build_learner, preprocess, set_seed
-from pretrain.run.validation_cb import VALID_COLUMNS, HeldOutEval, read_valid_log, split_validation, valid_csv_path
+from pretrain.run.log_cb import VALID_COLUMNS, read_log
+from pretrain.run.run_dir import RunDir
+from pretrain.run.validation_cb import HeldOutEval, split_validation
 
 
 def config(tmp_path, name):
@@ -51,10 +52,10 @@ def runs(tmp_path_factory, tokenizer):
 
 def test_rows_every_n_steps_and_at_the_end(runs):
     c, _, (learn, cb), _ = runs
-    path = valid_csv_path(tmp := (cb.csv_path.parent / f'{c.run_name}.csv'))
+    path = RunDir.of_train_csv(tmp := (cb.csv_path.parent / f'{c.run_name}.csv')).valid_csv
     assert cb.csv_path == path and tmp.exists()
     assert path.read_text().splitlines()[0] == ','.join(VALID_COLUMNS)
-    rows = read_valid_log(path)
+    rows = read_log(path)
     assert [r['step'] for r in rows] == [4, 8, 10]  # every 4 steps, then the final weights once
     for r in rows:
         assert r['gen_loss'] > 0 and r['disc_loss'] > 0
@@ -81,14 +82,14 @@ def test_the_health_signal_is_the_mean_cosine_of_the_discriminators_token_states
     with torch.no_grad():
         states = model.discriminator.electra(ids, attention_mask=mask, token_type_ids=types).last_hidden_state[mask]
     assert cb.evaluate(model)['token_cosine'] == pytest.approx(mean_pairwise_cosine(states), abs=1e-6)
-    assert 0 < read_valid_log(cb.csv_path)[-1]['token_cosine'] < 1
+    assert 0 < read_log(cb.csv_path)[-1]['token_cosine'] < 1
 
 
 def test_same_weights_same_metrics(runs):
     c, _, (learn, cb), _ = runs
     first, second = cb.evaluate(learn.model), cb.evaluate(learn.model)
     assert same(first, second, tol=0)  # bit for bit
-    assert same(first, read_valid_log(cb.csv_path)[-1], tol=1e-5)  # the row of the final weights
+    assert same(first, read_log(cb.csv_path)[-1], tol=1e-5)  # the row of the final weights
 
 
 def test_evaluation_restores_mode_and_rng(runs):

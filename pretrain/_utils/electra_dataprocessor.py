@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
+from _utils.japanese import JAPANESE
 from _utils.paths import remove_stale_temps, temp_sibling
 from pretrain.prepare.sentences import split_sentences
 from pretrain.prepare.tokenizer import batch_encoder

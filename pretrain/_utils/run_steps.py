@@ -8,7 +8,7 @@ import torch
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
 
 from pretrain.run.checkpoint import save_checkpoint
-from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain._utils.steps import optimizer_step, step_done
 
 
 class SaveCheckpoints(Callback):
@@ -38,9 +38,9 @@ class SaveCheckpoints(Callback):
         self.save_every, self.keep_last, self.rank = save_every, keep_last, rank
 
     def after_batch(self) -> None:
-        if not self.training or not at_step_boundary(self.learn):
+        step = step_done(self.learn)
+        if step is None:
             return
-        step = optimizer_step(self.learn)
         names = [self.base_name.format(percent=p) for p in self.save_points.get(step, [])]
         if self.save_every and step % self.save_every == 0:
             names.append(self.base_name.format(percent=f'step{step}'))
@@ -104,9 +104,9 @@ class RunSteps(Callback):
 
     def after_batch(self) -> None:
         # TrainEvalCallback (order -10) has already counted this batch in train_iter
-        if not self.training or not at_step_boundary(self.learn):
+        step = step_done(self.learn)
+        if step is None:
             return
-        step = optimizer_step(self.learn)
         self.learn.pct_train = step / self.n_steps
         if step >= self.n_steps:
             raise CancelFitException()

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, BertJapaneseTokenizer
 from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
 
-from pretrain.config import SPECIAL_TOKENS
+from pretrain.prepare.vocab import SPECIAL_TOKENS
 
 # Dictionaries transformers' MecabTokenizer accepts by name, and the pip package behind each.
 DICTIONARIES = {'unidic_lite': 'unidic-lite', 'unidic': 'unidic', 'ipadic': 'ipadic'}

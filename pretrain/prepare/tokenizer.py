@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from pretrain.config import SPECIAL_TOKENS
+from pretrain.prepare.vocab import SPECIAL_TOKENS
 from pretrain.prepare.vocab import check_tokenizer_files, check_vocabulary
 from pretrain.prepare.ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
 from _utils.paths import remove_stale_temps, repo_path, temp_sibling

@@ -6,7 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from _utils.japanese import KANA_CHAR
+# BERT's special tokens, first in every vocabulary this project trains (ids 0-4)
+SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
 
 def vocab_hash(hf_tokenizer) -> str:
@@ -14,14 +15,6 @@ def vocab_hash(hf_tokenizer) -> str:
     examples or weights made with another vocabulary are never reused by mistake."""
     vocab = json.dumps(sorted(hf_tokenizer.get_vocab().items()), ensure_ascii=False).encode()
     return hashlib.sha256(vocab).hexdigest()
-
-
-def vocab_language(hf_tokenizer) -> str:
-    """'ja' when kana make up 5% or more of the vocabulary, else 'en': the language a model card
-    declares and `inspect`'s default sentence is in."""
-    vocab = hf_tokenizer.get_vocab()
-    kana = sum(1 for token in vocab if KANA_CHAR.search(token))
-    return 'ja' if kana >= 0.05 * max(len(vocab), 1) else 'en'
 
 
 # the files a tokenizer directory keeps its vocabulary in (WordPiece, BPE, SentencePiece)

@@ -27,7 +27,6 @@ from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HT
                                     Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
 
-from _utils.paths import repo_path
 
 DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the working directory; what the name 'wikipedia' loads
 FORMAT_VERSION = 2  # bump when the cleaning changes: cached corpora are rebuilt

@@ -10,8 +10,6 @@ import torch.distributed as dist
 from fastai.callback.core import Callback
 from torch.nn.parallel import DistributedDataParallel
 
-from pretrain.config import check_accumulation, setting
-
 T = TypeVar('T')
 
 
@@ -35,7 +33,6 @@ def init_distributed(c) -> tuple[int, int]:
     n = int(os.environ.get('WORLD_SIZE', '1'))
     if n <= 1:
         return 0, 1
-    check_accumulation(setting(c, 'bs'), setting(c, 'grad_accum'), n)
     on_cuda = str(c.device).startswith('cuda')
     if on_cuda:
         local = int(os.environ.get('LOCAL_RANK', '0'))

@@ -9,11 +9,18 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss, Recorder
 
-from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain._utils.steps import optimizer_step, step_done
 from pretrain.run.run_dir import RunDir
 
 COLUMNS = ['step', 'gen_loss', 'disc_loss', 'loss', 'lr', 'disc_acc']
 MLM_COLUMNS = ['step', 'gen_loss', 'loss', 'lr']  # the MLM baseline's log: no discriminator
+# the held-out log (run/validation_cb.py)
+# replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original";
+# token_cosine: the mean cosine between the fine-tuned encoder's token states (`HEALTH_ROWS` held-out rows):
+# it rises towards 1 when the representation collapses (random weights: about 0.36)
+VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
+                 'replaced_rate', 'token_cosine']
+MLM_VALID_COLUMNS = ['step', 'gen_loss', 'gen_acc', 'token_cosine']  # the MLM baseline has no discriminator
 
 
 def log_columns(loss_func) -> list[str]:
@@ -70,7 +77,8 @@ class CSVLogger(Callback):
         row = torch.stack(values)
         self.sums = row if self.sums is None else self.sums + row
         self.n += 1  # batches (micro-batches under gradient accumulation) in the window
-        if at_step_boundary(self.learn) and optimizer_step(self.learn) % self.log_every == 0:
+        step = step_done(self.learn)
+        if step is not None and step % self.log_every == 0:
             self.flush()
 
     def after_fit(self) -> None:

@@ -6,14 +6,13 @@ metrics and how to load it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from pretrain.prepare.corpus import HUB_PREFIX, NAMED_DATAS, data_files
+from pretrain.prepare.corpus import HUB_PREFIX, data_files
 from pretrain.run.log_cb import read_log
 from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir
-from pretrain.prepare.vocab import vocab_language
+from _utils.japanese import vocab_language
 
 # what each exported part is, and the Hub's pipeline for it (the discriminator has no task head
 # of its own: its encoder gives features, which is what fine-tuning starts from)

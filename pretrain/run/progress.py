@@ -11,8 +11,7 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.basics import noop
 
-from pretrain._utils.run_steps import RunSteps
-from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain._utils.steps import optimizer_step, step_done
 from pretrain.run.log_cb import CSVLogger
 
 MODES = ('tty', 'notebook', 'plain', 'off')
@@ -71,7 +70,7 @@ class StepProgress(Callback):
     stops the fit (and whose comment reads the loss every batch); fastai's per-epoch log is
     silenced during the fit. Use `replace_progress(learn)` to swap it in.
     """
-    order = RunSteps.order - 5  # after CSVLogger has flushed a row, before RunSteps ends the fit
+    order = 65  # after CSVLogger (55) has flushed a row, before RunSteps (70) ends the fit
 
     def __init__(self, mode: str | None = None, stream=None, n_steps: int | None = None,
                  tty_every: float = 0.25, notebook_every: float = 0.5, plain_every: float = 60.0):
@@ -93,9 +92,10 @@ class StepProgress(Callback):
             self.show(self.line())
 
     def after_batch(self) -> None:
-        if not self.training or not at_step_boundary(self.learn):
+        step = step_done(self.learn)
+        if step is None:
             return
-        self.step = optimizer_step(self.learn)
+        self.step = step
         if self.active == 'off' or self.step >= self.total:  # the final line comes from after_fit
             return
         now = time.monotonic()
@@ -116,9 +116,10 @@ class StepProgress(Callback):
 
     # --- the line -------------------------------------------------------------------------------
     def find_total(self) -> int:
-        run_steps = next((cb for cb in self.learn.cbs if isinstance(cb, RunSteps)), None)
-        if run_steps is not None:
-            return run_steps.n_steps
+        # the run's length as a step-counting callback (RunSteps) holds it, else the fit's batches
+        n_steps = next((vars(cb)['n_steps'] for cb in self.learn.cbs if cb is not self and vars(cb).get('n_steps')), None)
+        if n_steps is not None:
+            return n_steps
         return self.learn.n_epoch * len(self.learn.dls.train) // getattr(self.learn, 'grad_accum', 1)
 
     def losses(self) -> dict | None:

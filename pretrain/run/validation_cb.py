@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from pretrain._utils.steps import at_step_boundary, optimizer_step
+from pretrain._utils.steps import optimizer_step, step_done
 from pretrain.run.distributed import rank, unwrap
 from pretrain.get_dataloaders import pad_batch
-from pretrain.run.log_cb import CSVLogger, read_log, start_csv
+from pretrain.run.log_cb import MLM_VALID_COLUMNS, VALID_COLUMNS, CSVLogger, start_csv
 from pretrain.mask_tokens import MaskSpec, max_predictions_per_seq, never_masked
 from pretrain.models import gen_logits_at_masks, pad_mask_and_token_types
 from pretrain.run.metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
@@ -23,12 +23,6 @@ from pretrain.run.metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairw
 from _utils.rng import isolated_rng
 from pretrain.run.run_dir import RunDir
 
-# replaced_rate: the share of replaced tokens, the discriminator's accuracy when it says "all original";
-# token_cosine: the mean cosine between the fine-tuned encoder's token states (`HEALTH_ROWS` held-out rows):
-# it rises towards 1 when the representation collapses (random weights: about 0.36)
-VALID_COLUMNS = ['step', 'gen_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_precision', 'disc_recall', 'disc_auc',
-                 'replaced_rate', 'token_cosine']
-MLM_VALID_COLUMNS = ['step', 'gen_loss', 'gen_acc', 'token_cosine']  # the MLM baseline has no discriminator
 HEALTH_ROWS = 64
 
 
@@ -78,11 +72,6 @@ def split_validation(dset: datasets.Dataset, n_or_fraction: int | float, seed: i
     print(f"held out {int(is_valid.sum())} examples from {n_docs} whole documents (asked {n_valid}); "
           f"{n_total - int(is_valid.sum())} examples from {len(starts) - n_docs} documents for training")
     return dset.select(np.flatnonzero(~is_valid)), dset.select(np.flatnonzero(is_valid))
-
-
-def valid_csv_path(train_csv: str | Path) -> Path:
-    """Where a run's validation log lives: `{run_name}_valid.csv` beside `{run_name}.csv`."""
-    return RunDir.of_train_csv(train_csv).valid_csv
 
 
 class HeldOutEval(Callback):
@@ -162,7 +151,8 @@ class HeldOutEval(Callback):
         self.resumed = False
 
     def after_batch(self) -> None:
-        if self.training and at_step_boundary(self.learn) and optimizer_step(self.learn) % self.every == 0:
+        step = step_done(self.learn)
+        if step is not None and step % self.every == 0:
             self.evaluate_and_log()
 
     def after_fit(self) -> None:
@@ -253,5 +243,3 @@ class HeldOutEval(Callback):
         if self.wandb_run is not None:
             self.wandb_run.log({f'valid/{k}': v for k, v in metrics.items()}, step=step)
 
-
-read_valid_log = read_log  # one reader for both logs; the name callers of earlier versions use

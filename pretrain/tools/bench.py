@@ -22,12 +22,12 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 
-from pretrain._utils.steps import at_step_boundary, optimizer_step
+from _utils.cli import run_command
+from pretrain._utils.steps import step_done
 from pretrain.tools.bench_seed import SyntheticVocab, synthetic_examples
 from pretrain.run.compile_step import compile_mode
 from pretrain.config import get_config
@@ -52,7 +52,7 @@ class StepTimer(Callback):
         self.t_start, self.t0, self.t1 = time.perf_counter(), None, None
 
     def after_batch(self) -> None:
-        if at_step_boundary(self.learn) and optimizer_step(self.learn) == self.warmup:
+        if step_done(self.learn) == self.warmup:
             _sync()
             self.t0 = time.perf_counter()
 
@@ -135,31 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--compare-seed', dest='compare_seed', action='store_true',
                    help="also time the seed notebook's step (pretrain/bench_seed.py) with the same sizes")
     args = p.parse_args(argv)
-    try:
-        extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision),
-                                   ('grad_accum', args.grad_accum)) if v is not None}
-        r = run_bench(args.size, args.steps, args.warmup, args.bs, args.max_length, args.vocab_size, args.compile,
-                      args.device, **extra)
-        print(f"{r['device']} | {r['size']} {r['bs']}x{r['max_length']} (grad_accum {r['grad_accum']}) | "
-              f"static {r['static_shapes']} compile {r['compile']} {r['precision']}")
-        print(f"{r['steps_per_s']:.2f} steps/s, {r['ms_per_step']:.2f} ms/step, {r['tokens_per_s']:,.0f} tokens/s, "
-              f"{r['flops_per_step']:.3g} FLOP/step, {r['tflops_achieved']:.1f} TFLOP/s"
-              + (f", MFU {r['mfu']:.1%}" if r['mfu'] else '')
-              + (f", peak memory {r['peak_mem_gb']:.2f} GB" if r['peak_mem_gb'] is not None else '')
-              + f"; warmup (incl. compile) {r['warmup_s']:.1f} s")
-        if args.compare_seed:
-            s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size, args.device)
-            r['seed_steps_per_s'], r['ratio_to_seed'] = s['steps_per_s'], r['steps_per_s'] / s['steps_per_s']
-            print(f"seed's step: {s['steps_per_s']:.2f} steps/s, {s['ms_per_step']:.1f} ms/step; "
-                  f"ours / seed = {r['ratio_to_seed']:.1f}x")
-        print('RESULT ' + json.dumps(r))
-        if args.out:
-            with open(args.out, 'a') as f:
-                f.write(json.dumps(r) + '\n')
-        return 0
-    except ValueError as e:
-        print(f'error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
-        return 2
+    return run_command(lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> int:
+    """Run the benchmark the flags describe and print (and append to --out) its figures."""
+    extra = {k: v for k, v in (('static_shapes', args.static_shapes), ('precision', args.precision),
+                               ('grad_accum', args.grad_accum)) if v is not None}
+    r = run_bench(args.size, args.steps, args.warmup, args.bs, args.max_length, args.vocab_size, args.compile,
+                  args.device, **extra)
+    print(f"{r['device']} | {r['size']} {r['bs']}x{r['max_length']} (grad_accum {r['grad_accum']}) | "
+          f"static {r['static_shapes']} compile {r['compile']} {r['precision']}")
+    print(f"{r['steps_per_s']:.2f} steps/s, {r['ms_per_step']:.2f} ms/step, {r['tokens_per_s']:,.0f} tokens/s, "
+          f"{r['flops_per_step']:.3g} FLOP/step, {r['tflops_achieved']:.1f} TFLOP/s"
+          + (f", MFU {r['mfu']:.1%}" if r['mfu'] else '')
+          + (f", peak memory {r['peak_mem_gb']:.2f} GB" if r['peak_mem_gb'] is not None else '')
+          + f"; warmup (incl. compile) {r['warmup_s']:.1f} s")
+    if args.compare_seed:
+        s = seed_bench(args.size, args.steps, args.warmup, r['bs'], r['max_length'], args.vocab_size, args.device)
+        r['seed_steps_per_s'], r['ratio_to_seed'] = s['steps_per_s'], r['steps_per_s'] / s['steps_per_s']
+        print(f"seed's step: {s['steps_per_s']:.2f} steps/s, {s['ms_per_step']:.1f} ms/step; "
+              f"ours / seed = {r['ratio_to_seed']:.1f}x")
+    print('RESULT ' + json.dumps(r))
+    if args.out:
+        with open(args.out, 'a') as f:
+            f.write(json.dumps(r) + '\n')
+    return 0
 
 
 if __name__ == '__main__':

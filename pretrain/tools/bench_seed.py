@@ -46,6 +46,7 @@ from fastai.optimizer import Optimizer, average_grad, average_sqr_grad, step_sta
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from _utils.cli import run_command
 from _utils.gradient_clipping import GradientClipping
 
 from pretrain.config import electra_configs, get_config
@@ -288,14 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--device', help='default: cuda:0 when CUDA is available, else cpu')
     p.add_argument('--num_workers', type=int, help='dataloader workers (default: 3, at most the CPU count)')
     args = p.parse_args(argv)
-    try:
+    def run() -> int:
         r = run_seed_step(args.size, args.steps, args.warmup, args.bs, args.max_length, args.vocab_size, args.device,
                           args.num_workers)
-    except ValueError as e:
-        print(f'error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
-        return 2
-    print('RESULT ' + json.dumps(r))
-    return 0
+        print('RESULT ' + json.dumps(r))
+        return 0
+    return run_command(run)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,8 @@ import unicodedata
 from pathlib import Path
 from typing import Callable
 
+from _utils.cli import run_command
+
 
 def read_lines(path: str | Path) -> list[str]:
     """The non-blank lines of a text file, as the data processor sees them (stripped)."""
@@ -102,12 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--batch_size', type=int, default=1000, help="lines per call of ours (datasets.map's default)")
     args = parser.parse_args(argv)
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')  # one thread: a per-core rate
-    try:
+    def run() -> int:
         bench(args.tokenizer, args.data, args.repeat, args.batch_size)
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    return 0
+        return 0
+    return run_command(run)
 
 
 if __name__ == '__main__':

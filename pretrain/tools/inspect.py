@@ -27,14 +27,13 @@ from transformers import ElectraForMaskedLM, ElectraForPreTraining
 from _utils.quiet_transformers import quiet_transformers
 
 from pretrain.run.checkpoint import checkpoints_of, load_checkpoint
-from pretrain.config import repo_path
+from _utils.paths import repo_path
 from pretrain.run.export import checkpoint_tokenizer, model_from_checkpoint
 from pretrain.mask_tokens import max_predictions_per_seq, never_masked
 from pretrain.tools.plot import TRAIN_REQUIRED, VALID_REQUIRED, read_curves
 from pretrain.run.run_dir import CHECKPOINT_TAG, RunDir, runs_in
 from pretrain.prepare.tokenizer import load_tokenizer
-from pretrain.prepare.vocab import vocab_language
-from pretrain.run.validation_cb import valid_csv_path
+from _utils.japanese import vocab_language
 
 # in the domain of the shipped sample corpus (rivers; glaciers), so a tiny model has a chance
 DEFAULT_TEXTS = {'ja': '川の水は山から海へと流れていく。',
@@ -198,7 +197,7 @@ def read_last_rows(loaded: Loaded) -> dict[str, Any]:
                       if (d / f'{loaded.run_name}.csv').is_file()), None)
     if train_csv is None:
         return log
-    for key, path, required in (('train', train_csv, TRAIN_REQUIRED), ('valid', valid_csv_path(train_csv), VALID_REQUIRED)):
+    for key, path, required in (('train', train_csv, TRAIN_REQUIRED), ('valid', RunDir.of_train_csv(train_csv).valid_csv, VALID_REQUIRED)):
         if not path.is_file():
             continue
         log[f'{key}_csv'] = str(path)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pretrain.run.log_cb import MLM_COLUMNS, read_log
+from pretrain.run.log_cb import MLM_COLUMNS, MLM_VALID_COLUMNS, read_log
 from pretrain.run.run_dir import RunDir, runs_in
-from pretrain.run.validation_cb import MLM_VALID_COLUMNS, valid_csv_path
 
 # the columns every training / held-out log has, ELECTRA's or the MLM baseline's (older held-out
 # logs lack token_cosine)
@@ -56,7 +55,7 @@ def plot_run(run_dir_or_csv: str | Path, out: str | Path | None = None) -> Path:
 
     train_csv = find_train_csv(run_dir_or_csv)
     train = read_curves(train_csv, TRAIN_REQUIRED)
-    valid_path = valid_csv_path(train_csv)
+    valid_path = RunDir.of_train_csv(train_csv).valid_csv
     valid = read_curves(valid_path, VALID_REQUIRED) if valid_path.exists() else {}
     out = Path(out) if out is not None else RunDir.of_train_csv(train_csv).plot
 
