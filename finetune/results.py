@@ -14,6 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from _utils.atomic import atomic_write as atomic
+
 
 # ---- writing -----------------------------------------------------------------------------------
 def check_writable(path: str | Path) -> Path:
@@ -42,18 +44,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     interruption sees the previous version or the new one, never half of one. A failure is a
     one-line ValueError (what was there stays, the temporary file goes)."""
     path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp')
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
+        return atomic(path, write)
     except OSError as e:
         raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make room or make {path.parent} "
                          f"writable, then run the same command again to continue") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _utils.paths import REPO_ROOT, SHIPPED, is_shipped, remove_stale_temps, repo_path, temp_sibling
+from _utils.paths import REPO_ROOT, SHIPPED, is_shipped, repo_path
 
 PACKAGE = REPO_ROOT / 'pretrain'
 
@@ -78,23 +78,3 @@ def test_no_import_cycles():
         done.add(m)
     for m in graph:
         visit(m)
-
-
-def test_temporary_names_are_per_writer_and_only_dead_writers_leftovers_go(tmp_path):
-    import os
-    base = tmp_path / 'examples.arrow'
-    mine = temp_sibling(base, 'tmp')
-    assert mine.parent == tmp_path and mine.name.startswith('examples.arrow.') and mine.name.endswith(f'-{os.getpid()}.tmp')
-    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
-    dead.wait()  # a pid no process has now
-    host = mine.name[len('examples.arrow.'):-len(f'-{os.getpid()}.tmp')]
-    killed = tmp_path / f'examples.arrow.{host}-{dead.pid}.tmp'
-    elsewhere = tmp_path / f'examples.arrow.otherhost-{dead.pid}.tmp'  # maybe alive on its host
-    legacy = tmp_path / 'examples.arrow.tmp'  # the name earlier versions used
-    unrelated = tmp_path / 'examples.arrow2.tmp'
-    for f in (mine, killed, elsewhere, legacy, unrelated):
-        f.write_text('x')
-    (tmp_path / f'.examples.{host}-{dead.pid}.partial').mkdir()  # a killed builder's work directory
-    remove_stale_temps(base, 'tmp')
-    remove_stale_temps(tmp_path / '.examples', 'partial')
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, elsewhere.name, unrelated.name])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import shutil
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
 from _utils.japanese import JAPANESE
-from _utils.paths import remove_stale_temps, temp_sibling
+from _utils.atomic import atomic_write, remove_stale_temps, temp_sibling
 from pretrain.prepare.sentences import split_sentences
 from pretrain.prepare.tokenizer import batch_encoder
 from pretrain.prepare.vocab import vocab_hash
@@ -252,24 +251,22 @@ class ELECTRADataProcessor:
                 self.stats = record.get('stats')
                 return datasets.Dataset.from_file(str(path))
         meta_path.unlink(missing_ok=True)
+        # the workers' map output goes into a scratch directory of this writer's (a killed run's is removed)
+        work = temp_sibling(path.parent / f'.{path.stem}', 'partial')
         path.parent.mkdir(parents=True, exist_ok=True)
-        # one pair per writer: two runs building the same cache at once never share a file
-        work, tmp = temp_sibling(path.parent / f'.{path.stem}', 'partial'), temp_sibling(path, 'tmp')
-        remove_stale_temps(path.parent / f'.{path.stem}', 'partial')  # left by a killed run
-        remove_stale_temps(path, 'tmp')
-        shutil.rmtree(work, ignore_errors=True)  # this process's own, from an earlier failed call
+        remove_stale_temps(work.parent / f'.{path.stem}', 'partial')
+        shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        try:
+
+        def write(tmp: Path) -> None:
             with pa.OSFile(str(tmp), 'wb') as sink, pa.ipc.new_stream(sink, EXAMPLE_SCHEMA) as writer:
                 self.stats = self._copy_examples(self._map_parts(work, map_kwargs), writer.write_table)
-            with open(tmp, 'rb+') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1))
-            os.replace(tmp, meta_path)  # renamed too: a reader never sees half a record
+        try:
+            atomic_write(path, write)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-            tmp.unlink(missing_ok=True)
+        # renamed too: a reader never sees half a record
+        atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps({'inputs': meta, 'stats': self.stats}, indent=1)))
         return datasets.Dataset.from_file(str(path))
 
     def _map_parts(self, work: Path, map_kwargs: dict) -> Iterator[pa.RecordBatch]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import re
 import zlib
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
+from _utils.atomic import atomic_write
 from _utils.paths import repo_path
 
 # Corpora shipped with the repository, by name.
@@ -332,10 +332,10 @@ def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> d
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f'{data_cache_name(data)}-{source}-{state}.arrow'
     if not path.is_file():
-        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
         n_docs = n_chars = 0
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+
+        def write(tmp: Path) -> None:
+            nonlocal n_docs, n_chars
             with pa.OSFile(str(tmp), 'wb') as sink, pa.ipc.new_stream(sink, TEXT_SCHEMA) as writer:
                 for batch in _document_batches(files):
                     writer.write_batch(batch)
@@ -343,15 +343,11 @@ def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> d
                     n_chars += pc.sum(pc.binary_length(batch.column(0))).as_py()  # UTF-8 bytes
             if not n_docs:
                 raise empty
-            with open(tmp, 'rb+') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+        try:
+            atomic_write(path, write)
         except OSError as e:  # an unreadable corpus file, a read-only or full cache directory
-            raise ValueError(f"data {data!r}: {e.strerror or e} ({e.filename or tmp}); the corpus files must be "
+            raise ValueError(f"data {data!r}: {e.strerror or e} ({e.filename or path}); the corpus files must be "
                              f"readable and the cache directory {cache_dir} writable with room for the text") from None
-        finally:
-            if tmp.is_file():
-                tmp.unlink()
         for old in cache_dir.glob(f'{data_cache_name(data)}-{source}-*.arrow'):  # earlier versions of these files
             if old != path:
                 old.unlink(missing_ok=True)

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 from pretrain.prepare.vocab import SPECIAL_TOKENS
 from pretrain.prepare.vocab import check_tokenizer_files, check_vocabulary
 from pretrain.prepare.ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
-from _utils.paths import remove_stale_temps, repo_path, temp_sibling
+from _utils.atomic import atomic_directory
+from _utils.paths import repo_path
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 32768,
@@ -60,7 +61,6 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     is a `ValueError`; a corpus too small for `vocab_size` gives fewer tokens (`len(tok)`).
     """
     import json
-    import shutil
     from pretrain.prepare.corpus import load_corpus
     if vocab_size < len(SPECIAL_TOKENS) + num_unused + 1 or min_frequency < 1 or num_unused < 0:
         raise ValueError(f"vocab_size ({vocab_size}) must exceed the special and unused tokens, min_frequency "
@@ -78,9 +78,7 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
     if record_path.is_file() and json.loads(record_path.read_text()) == record:
         return load_tokenizer(out), True
     texts = (t for ds in corpora.values() for t in ds['text'])
-    tmp = temp_sibling(out, 'partial')  # one per writer
-    remove_stale_temps(out, 'partial')
-    try:
+    with atomic_directory(out) as tmp:
         if japanese:
             trained = train_japanese_tokenizer(texts, tmp, vocab_size, min_frequency, num_unused,
                                                dic=dic or 'unidic_lite', limit_alphabet=limit_alphabet)
@@ -91,12 +89,6 @@ def build_tokenizer(datas: list[str], out_dir: str | Path, vocab_size: int = 327
                              f"characters alone make {len(trained)} tokens; give --vocab_size {len(trained)} or more"
                              + (" or keep fewer characters with --limit_alphabet N" if japanese else ''))
         (tmp / 'training.json').write_text(json.dumps(record, indent=1))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
     return load_tokenizer(out), False
 
 

@@ -27,6 +27,8 @@ from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HT
                                     Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
 
+from _utils.atomic import atomic_directory
+
 
 DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the working directory; what the name 'wikipedia' loads
 FORMAT_VERSION = 2  # bump when the cleaning changes: cached corpora are rebuilt
@@ -384,24 +386,11 @@ def _write_arrow(docs: Iterable[dict[str, str]], path: Path) -> DumpReadError | 
 def _save(arrow_file: Path, out_dir: Path, stats: dict[str, Any]) -> None:
     """Save the documents as a `datasets` dataset plus stats.json, replacing `out_dir` atomically."""
     import datasets
-    tmp = out_dir.with_name(f'.{out_dir.name}.tmp-{os.getpid()}')
-    old = out_dir.with_name(f'.{out_dir.name}.old-{os.getpid()}')
-    try:
+    with atomic_directory(out_dir) as tmp:
         ds = datasets.Dataset.from_file(str(arrow_file))
         ds.save_to_disk(str(tmp), num_shards=1 if len(ds) == 0 else None)  # 0 shards would not load
         del ds
         (tmp / 'stats.json').write_text(json.dumps(stats, ensure_ascii=False, indent=2) + '\n', encoding='utf-8')
-        if out_dir.exists():
-            out_dir.rename(old)
-        try:
-            tmp.rename(out_dir)
-        except OSError:
-            if old.exists():
-                old.rename(out_dir)  # keep the previous corpus rather than nothing
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(stats: dict[str, Any]) -> str:

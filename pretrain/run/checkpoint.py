@@ -28,7 +28,8 @@ from fastai.callback.core import Callback, TrainEvalCallback
 from pretrain.run.distributed import unwrap
 from pretrain.run.flops import flops_per_step
 from _utils.rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
-from _utils.paths import remove_stale_temps, repo_path, temp_sibling
+from _utils.atomic import atomic_write
+from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir
 from pretrain.prepare.vocab import vocab_hash
 
@@ -95,59 +96,35 @@ def _save_error(path: Path, e: Exception) -> CheckpointSaveError:
     return err
 
 
-def _remove(tmp: Path) -> None:
-    try:
-        tmp.unlink(missing_ok=True)
-    except OSError:
-        pass  # e.g. the directory became read-only: the save's own error is the one to report
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+class _Unsafe(Exception):
+    """The written pickle would need unsafe unpickling: raised before the rename, so it never appears."""
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` to `path.{host}-{pid}.tmp` (`paths.temp_sibling`), fsync, then rename over `path`: a reader (or a crash) never
-    sees a half-written checkpoint, and a failed save leaves whatever `path` held before.
+    """`torch.save` to `path` atomically (`_utils/atomic.py`): a reader (or a crash) never sees a
+    half-written checkpoint, and a failed save leaves whatever `path` held before.
 
     A write fault (full disk, read-only directory) is a one-line `CheckpointSaveError` naming
-    the file and the cause, with no `.tmp` left behind. An `obj` that a `weights_only` load
-    would refuse (it holds some class instance) is a `ValueError` naming the classes, before
+    the file and the cause, with no temporary file left behind. An `obj` that a `weights_only`
+    load would refuse (it holds some class instance) is a `ValueError` naming the classes, before
     anything replaces `path`.
     """
     path = Path(path)
-    tmp = temp_sibling(path, 'tmp')  # one per writer: two savers never share a file
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(path, 'tmp')  # a killed saver's
+
+    def write(tmp: Path) -> None:
         with open(tmp, 'wb') as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
         # the readers' test, by a scan of the written pickle (nothing runs): refused files never appear
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp))
-        if not unsafe:
-            os.replace(tmp, path)
-    except BaseException as e:
-        _remove(tmp)
-        if not isinstance(e, Exception):
-            raise  # Ctrl-C: stop, without a half-written .tmp
+        if unsafe:
+            raise _Unsafe(', '.join(sorted(unsafe)))
+    try:
+        atomic_write(path, write)
+    except _Unsafe as e:
+        raise ValueError(f"checkpoint {str(path)!r} not saved: it would hold {e}, which a safe (weights_only) load "
+                         f"refuses; callbacks' state_dict() must return tensors and plain values") from None
+    except Exception as e:
         raise _save_error(path, e) from None
-    if unsafe:
-        _remove(tmp)
-        raise ValueError(f"checkpoint {str(path)!r} not saved: it would hold {', '.join(sorted(unsafe))}, which a safe "
-                         f"(weights_only) load refuses; callbacks' state_dict() must return tensors and plain values")
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(learn, path: str | Path) -> Path:

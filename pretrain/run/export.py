@@ -5,7 +5,6 @@ the MLM baseline (`objective='mlm'`), `OUT_DIR/mlm` (ElectraForMaskedLM, the one
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
@@ -14,7 +13,7 @@ from pretrain.run.checkpoint import load_checkpoint
 from pretrain.run.distributed import unwrap
 from pretrain.run.model_card import model_card, run_facts
 from pretrain.models import ELECTRAModel, MLMModel, tie_embeddings
-from _utils.paths import remove_stale_temps, temp_sibling
+from _utils.atomic import atomic_directory
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
 FINETUNED_PARTS = ('discriminator', 'mlm')
@@ -86,17 +85,13 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
-    tmp = temp_sibling(out, 'partial')  # one per writer
-    remove_stale_temps(out, 'partial')
-    for name in model.PARTS:
-        getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
-        hf_tokenizer.save_pretrained(str(tmp / name))
-        if facts is not None:
-            card = model_card(facts, name, getattr(model, name).config)
-            (tmp / name / 'README.md').write_text(card, encoding='utf-8')
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_directory(out) as tmp:
+        for name in model.PARTS:
+            getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
+            hf_tokenizer.save_pretrained(str(tmp / name))
+            if facts is not None:
+                card = model_card(facts, name, getattr(model, name).config)
+                (tmp / name / 'README.md').write_text(card, encoding='utf-8')
     return out
 
 
