@@ -99,7 +99,7 @@ def select_checkpoints(run: RunDir, selection: str) -> list[tuple[int, Path]]:
     """(step, path) of the checkpoints `selection` picks, by step, one per step: 'all', or a
     comma-separated list of steps, tags or file names (an entry that matches no checkpoint of the
     run is a one-line ValueError). A damaged checkpoint file is skipped with a warning."""
-    from pretrain.run.checkpoint import checkpoints_of
+    from pretrain.run.checkpoint_files import checkpoints_of
     found = checkpoints_of(run.directory, run.run_name)
     if not found:
         raise ValueError(f"run {run.run_name!r} in {run.directory} has no readable checkpoint")
@@ -128,7 +128,7 @@ def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
     """Read a checkpoint's facts, checking that its run's tokenizer (or `tokenizer`, loaded with
     `load`: default `pretrain.prepare.tokenizer.load_tokenizer`) has the vocabulary it was trained with
     (one line naming the checkpoint otherwise)."""
-    from pretrain.run.checkpoint import load_checkpoint
+    from pretrain.run.safe_load import load_checkpoint
     from pretrain.run.export import checkpoint_tokenizer
     from pretrain.prepare.tokenizer import load_tokenizer
     state = load_checkpoint(path)

@@ -23,7 +23,7 @@ from fastcore.basics import chunked
 from pretrain.prepare.corpus import read_jsonl
 
 from .catalog import GLUE_FACTS, GLUE_TASKS, HUB_TASK_TYPES, JGLUE_FACTS, JGLUE_HUB_TASKS, JGLUE_TASKS, facts_for_name
-from .segments import bert_input
+from _utils.segments import bert_input
 
 TASK_TYPES = ('classification', 'regression', 'multiple_choice', 'extractive_qa')
 FORMATS = {'.tsv': 'tsv', '.tab': 'tsv', '.csv': 'csv', '.jsonl': 'jsonl', '.json': 'jsonl'}

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .data import QAExamples, check_special_tokens, text_encoder
-from .segments import bert_input
+from _utils.segments import bert_input
 
 Span = tuple[int, int]  # [start, end) in characters of the context
 

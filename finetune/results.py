@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from _utils.atomic import atomic_write as atomic
+from _utils.digest import json_digest
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -134,11 +135,6 @@ def metric_value(x: float | None) -> float:
 
 
 # ---- fingerprints ------------------------------------------------------------------------------
-def json_digest(x, length: int = 16) -> str:
-    """The first `length` hex digits of the sha256 of `x` as JSON (keys sorted)."""
-    return hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:length]
-
-
 def model_fingerprint(model_dir: str | Path) -> str:
     """sha256 of a model directory's files (names and contents: config, weights, tokenizer), so
     results are only continued with the very model that began them."""

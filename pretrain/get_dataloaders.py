@@ -69,6 +69,7 @@ class ElectraDataLoader(DataLoader):
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         self.rank, self.world_size = rank, world_size
         self.epoch_rng_state, self.skip_batches = None, 0
+        self.copy_to = None  # see `to`
 
     def __len__(self) -> int:
         if self.world_size == 1:
@@ -78,14 +79,16 @@ class ElectraDataLoader(DataLoader):
 
     def __iter__(self):
         self.epoch_rng_state = self.rng.getstate()  # before fastai's per-epoch randomize()
-        # fastai's copy to the device blocks, which makes the host wait for the GPU to finish the
-        # previous step before each batch; from pinned memory the copy can be queued instead
-        device, self.device = self.device, None
-        try:
-            for b in super().__iter__():
-                yield b if device is None else to_device(b, device, non_blocking=self.pin_memory)
-        finally:
-            self.device = device
+        return super().__iter__()
+
+    def to(self, device) -> None:
+        """Send batches to `device`, copied by `after_batch`. fastai's own copy (made when
+        `self.device` is set) blocks, which makes the host wait for the GPU to finish the
+        previous step before each batch; from pinned memory the copy can be queued instead."""
+        self.copy_to, self.device = device, None
+
+    def after_batch(self, b):
+        return b if self.copy_to is None else to_device(b, self.copy_to, non_blocking=self.pin_memory)
 
     def get_idxs(self):
         idxs = super().get_idxs()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from pretrain.config import SAMPLINGS
+from pretrain.config import SAMPLINGS, check_allowed
 
 
 
@@ -144,8 +144,7 @@ class ELECTRAModel(nn.Module):
     def __init__(self, generator: ElectraForMaskedLM, discriminator: ElectraForPreTraining, hf_tokenizer,
                  sampling: str = 'fp32_gumbel', temperature: float = 1.0, max_predictions: int | None = None):
         super().__init__()
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"unknown sampling {sampling!r}; allowed: {', '.join(SAMPLINGS)}")
+        check_allowed('sampling', sampling, SAMPLINGS)
         self.generator, self.discriminator = generator, discriminator
         self.pad_token_id = hf_tokenizer.pad_token_id
         self.sampling, self.temperature, self.max_predictions = sampling, temperature, max_predictions

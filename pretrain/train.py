@@ -11,7 +11,9 @@ from _utils.gradient_clipping import GradientClipping
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
 from pretrain._utils.run_steps import RunSteps
 from pretrain._utils.steps import micro_batch_size, optimizer_step
-from pretrain.run.checkpoint import check_same_run, find_resume, load_checkpoint, resume
+from pretrain.run.checkpoint import check_same_run, resume
+from pretrain.run.checkpoint_files import find_resume
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.run.compile_step import compile_model
 from _utils.paths import repo_path
 from pretrain.config import SIZES, MyConfig, electra_configs, resolve, setting

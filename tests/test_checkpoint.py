@@ -21,8 +21,10 @@ import torch
 
 import pretrain.run.checkpoint as checkpoint
 from pretrain.__main__ import main
-from pretrain.run.checkpoint import (FORMAT, CheckpointSaveError, atomic_torch_save, capture_rng, find_resume,
-                                 load_checkpoint, restore_rng)
+from _utils.rng import capture_rng, restore_rng
+from pretrain.run.checkpoint import CheckpointSaveError, atomic_torch_save
+from pretrain.run.checkpoint_files import find_resume
+from pretrain.run.safe_load import FORMAT, load_checkpoint
 from pretrain.config import get_config
 from pretrain.run.health import NonFiniteLossError
 from pretrain.run.log_cb import read_log

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
 from pretrain.__main__ import main
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.config import get_config
 from pretrain.run.export import export, model_from_checkpoint
 from pretrain.train import pretrain

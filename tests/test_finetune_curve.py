@@ -15,7 +15,7 @@ from finetune.__main__ import main
 from finetune.curve import curve_markdown, plot_curve, resolve_run, select_checkpoints
 from finetune.toy_task import write_tsv
 from finetune.train import Finetuner
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.run.run_dir import RunDir
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from finetune.results import (atomic_write, check_same_tasks, gain, json_digest, json_safe, markdown_table, mean_std,
+from _utils.digest import json_digest
+from finetune.results import (atomic_write, check_same_tasks, gain, json_safe, markdown_table, mean_std,
                               seeds_done)
 
 

@@ -3,7 +3,7 @@ objectives, and counting leaves the model, its gradients and every RNG as they w
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.config import get_config
 from pretrain.run.flops import row_flops
 from pretrain.models import loss_from_config

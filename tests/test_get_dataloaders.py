@@ -271,3 +271,18 @@ def test_get_dataloader_different_seed_differs(tiny_config, tokenizer, sample_ex
     a = [x.tolist() for x, _ in get_dataloader(tiny_config, tokenizer, sample_examples)]
     b = [x.tolist() for x, _ in get_dataloader(other, tokenizer, sample_examples)]
     assert len(a) == len(b) and a != b
+
+
+def test_batches_are_copied_to_the_device_without_blocking_from_pinned_memory(dset, monkeypatch):
+    """`to` does not set fastai's `device` (its copy blocks the host until the previous step ends):
+    the loader copies each batch itself, non-blocking when its memory is pinned."""
+    import pretrain.get_dataloaders as get_dataloaders
+    calls = []
+    real = get_dataloaders.to_device
+    monkeypatch.setattr(get_dataloaders, 'to_device', lambda b, device, non_blocking: calls.append(non_blocking) or real(b, device))
+    dl = ElectraDataLoader(dset, bs=4, pad_idx=0, pin_memory=False, seed=0)
+    dl.to(torch.device('cpu'))
+    assert dl.device is None and len(list(dl)) == len(dl) and calls == [False] * len(dl)
+    dl.pin_memory = True
+    next(iter(dl))
+    assert calls[-1] is True

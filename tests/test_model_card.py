@@ -6,7 +6,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.run.export import export
 from pretrain.run.model_card import corpus_licence, hub_licence
 from pretrain.run.run_dir import RunDir

@@ -2,7 +2,7 @@
 temporary directory)."""
 from conftest import run_notebook
 
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.run.export import export
 from pretrain.prepare.tokenizer import load_tokenizer
 from pretrain.prepare.vocab import vocab_hash

@@ -169,7 +169,7 @@ def test_the_mlm_baseline_trains_logs_and_resumes_exactly(tiny_mlm_run, tmp_path
     columns (no discriminator), held-out metrics with the health signal, checkpoints that resume to
     the uninterrupted run's weights."""
     import shutil
-    from pretrain.run.checkpoint import load_checkpoint
+    from pretrain.run.safe_load import load_checkpoint
     from pretrain.run.log_cb import MLM_COLUMNS
     from pretrain.run.run_dir import RunDir
     from pretrain.run.log_cb import MLM_VALID_COLUMNS

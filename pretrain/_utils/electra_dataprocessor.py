@@ -2,7 +2,6 @@
 builds them: sentences accumulate until a target length, then split into segments A and B."""
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -16,7 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
+from _utils.digest import json_digest
 from _utils.japanese import JAPANESE
+from _utils.segments import bert_input
 from _utils.atomic import atomic_write, remove_stale_temps, temp_sibling
 from pretrain.prepare.sentences import split_sentences
 from pretrain.prepare.tokenizer import batch_encoder
@@ -172,12 +173,10 @@ class ELECTRADataProcessor:
         return self._make_example(first_segment, second_segment)
 
     def _make_example(self, first_segment: list[int], second_segment: list[int]) -> dict:
-        cls, sep = self.hf_tokenizer.cls_token_id, self.hf_tokenizer.sep_token_id
-        input_ids = [cls] + first_segment + [sep]
-        sentA_length = len(input_ids)
-        if second_segment:
-            input_ids += second_segment + [sep]
-        return {'input_ids': input_ids, 'sentA_length': sentA_length}
+        # an empty second segment is none (Google's 10% of single-segment examples)
+        input_ids, token_types = bert_input(self.hf_tokenizer.cls_token_id, self.hf_tokenizer.sep_token_id,
+                                            first_segment, second_segment or None)
+        return {'input_ids': input_ids, 'sentA_length': token_types.count(0)}
 
     def __call__(self, texts: list[str], indices: list[int], offset: int = 0) -> dict[str, list]:
         """One `Dataset.map` batch: the documents `texts` at rows `offset + indices` of
@@ -231,7 +230,7 @@ class ELECTRADataProcessor:
         """
         num_proc = max(1, min(num_proc or 1, len(self.hf_dset)))
         meta = self._fingerprint()
-        fingerprint = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+        fingerprint = json_digest(meta)
         map_kwargs = dict(batched=True, with_indices=True, input_columns=[self.text_col],
                           remove_columns=self.hf_dset.column_names, features=MAP_FEATURES,
                           num_proc=num_proc if num_proc > 1 else None, new_fingerprint=fingerprint,

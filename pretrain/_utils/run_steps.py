@@ -2,72 +2,11 @@
 (`SaveCheckpoints`)."""
 from __future__ import annotations
 
-from pathlib import Path
 
-import torch
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
 
-from pretrain.run.checkpoint import save_checkpoint
+from pretrain.run.checkpoint_files import SaveCheckpoints
 from pretrain._utils.steps import optimizer_step, step_done
-
-
-class SaveCheckpoints(Callback):
-    """Checkpoint cadence: at each of `save_points`, fractions of `n_steps` (the seed's 0.0625 ...
-    1.0) or step counts, a checkpoint `base_name.format(percent=...)`, e.g.
-    `vanilla_11081_6.25%.pth`, under `learn.path/learn.model_dir`; with `save_every`, also every
-    N steps as `..._step{N}.pth`, keeping the last `keep_last` of those. Checkpoints are complete
-    training states (pretrain/checkpoint.py), written atomically, only by rank 0, and never while
-    the loss is not finite (the last good one stays)."""
-    order = 69  # after the logger and held-out evaluation, just before RunSteps (70) ends the fit
-
-    def __init__(self, n_steps: int, save_points: list[float | int] | None = None, base_name: str | None = None,
-                 save_every: int | None = None, keep_last: int | None = None, rank: int = 0):
-        points: dict[int, list[str]] = {}
-        for s in save_points or []:
-            if isinstance(s, float) and not 0 < s <= 1 or isinstance(s, int) and not 1 <= s <= n_steps:
-                raise ValueError(f"save point {s!r} is outside the run of {n_steps} steps")
-            # a fraction of a short run may round to step 0: save after the first step instead
-            step = s if isinstance(s, int) else max(1, int(n_steps * s))
-            percent = s * 100 if isinstance(s, float) else step / n_steps * 100
-            points.setdefault(step, []).append(f'{percent}%')
-        if (points or save_every) and (not base_name or '{percent}' not in base_name):
-            raise ValueError("base_name must contain '{percent}', e.g. 'vanilla_11081_{percent}'")
-        if save_every is not None and save_every < 1 or keep_last is not None and keep_last < 1:
-            raise ValueError(f"save_every and keep_last must be positive, got {save_every}, {keep_last}")
-        self.save_points, self.base_name = points, base_name
-        self.save_every, self.keep_last, self.rank = save_every, keep_last, rank
-
-    def after_batch(self) -> None:
-        step = step_done(self.learn)
-        if step is None:
-            return
-        names = [self.base_name.format(percent=p) for p in self.save_points.get(step, [])]
-        if self.save_every and step % self.save_every == 0:
-            names.append(self.base_name.format(percent=f'step{step}'))
-        if names and self.rank == 0 and bool(torch.isfinite(self.learn.loss)):  # one sync per save, not per step
-            for name in names:
-                self.save(name)
-            self.prune()
-
-    @property
-    def directory(self) -> Path:
-        return Path(self.learn.path) / self.learn.model_dir
-
-    def save(self, name: str) -> Path:
-        return save_checkpoint(self.learn, self.directory / f'{name}.pth')
-
-    def prune(self) -> None:
-        """Keep only the last `keep_last` periodic checkpoints (the fraction ones stay)."""
-        if not self.keep_last:
-            return
-        prefix, suffix = self.base_name.split('{percent}')
-        periodic = []
-        for p in self.directory.glob('*.pth'):
-            middle = p.stem[len(prefix):len(p.stem) - len(suffix)] if p.stem.startswith(prefix) and p.stem.endswith(suffix) else ''
-            if middle.startswith('step') and middle[4:].isdigit():
-                periodic.append((int(middle[4:]), p))
-        for _, p in sorted(periodic)[:-self.keep_last]:
-            p.unlink(missing_ok=True)
 
 
 class RunSteps(Callback):

@@ -14,7 +14,6 @@ the one `python -m pretrain wiki DUMP` builds for the name 'wikipedia'."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 import zlib
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
 from _utils.atomic import atomic_write
+from _utils.digest import json_digest
 from _utils.paths import repo_path
 
 # Corpora shipped with the repository, by name.
@@ -326,9 +326,8 @@ def _load_files(data: str, files: list[Path], cache_dir: str | Path | None) -> d
         if not batches:
             raise empty
         return datasets.Dataset(InMemoryTable(pa.Table.from_batches(batches, TEXT_SCHEMA)))
-    digest = lambda x: hashlib.sha256(json.dumps(x).encode()).hexdigest()[:12]
-    source = digest([str(f.resolve()) for f in files])
-    state = digest([CORPUS_FORMAT, [[st.st_size, st.st_mtime_ns] for st in stats]])
+    source = json_digest([str(f.resolve()) for f in files], 12)
+    state = json_digest([CORPUS_FORMAT, [[st.st_size, st.st_mtime_ns] for st in stats]], 12)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f'{data_cache_name(data)}-{source}-{state}.arrow'
     if not path.is_file():

@@ -1,23 +1,17 @@
-"""Training checkpoints that a run can resume from exactly, written atomically, read safely.
+"""Training checkpoints that a run can resume from exactly, written atomically.
 
 A checkpoint is one `torch.save` file holding the model, the optimizer, the grad scaler, the
 step, every RNG (python, numpy, torch CPU/CUDA, the dataloader's shuffling and its position in
 the epoch), the state of callbacks that keep some (the CSV logger's running sums), the config,
-and a signature of the model architecture and vocabulary that a resume must match.
-
-Everything in it is a tensor or a plain value (dict, list, tuple, str, int, float, bool, None),
-so every read uses `torch.load(weights_only=True)`: a file someone sends you cannot run code
-when it is resumed, exported, inspected or scanned. A file that would need more is refused.
-Format 1 (before this rule) differs only by numpy's RNG state, pickled as an ndarray; it is
-still read, with numpy's array constructors allowed for that one read (see `_read`).
+and a signature of the model architecture and vocabulary that a resume must match. Everything in
+it is a tensor or a plain value (dict, list, tuple, str, int, float, bool, None), so that every
+read can be a safe one (`safe_load.py`); when and where checkpoints are written and found is
+`checkpoint_files.py`'s.
 """
 from __future__ import annotations
 
 import errno as errno_codes
 import os
-import pickletools
-import sys
-import zipfile
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -27,14 +21,12 @@ from fastai.callback.core import Callback, TrainEvalCallback
 
 from pretrain.run.distributed import unwrap
 from pretrain.run.flops import flops_per_step
-from _utils.rng import capture_rng, restore_rng  # noqa: F401  (tests import them from here)
+from _utils.rng import capture_rng, restore_rng
+from pretrain.run.safe_load import FORMAT, load_checkpoint
 from _utils.atomic import atomic_write
 from _utils.paths import repo_path
-from pretrain.run.run_dir import RunDir
 from pretrain.prepare.vocab import vocab_hash
 
-FORMAT = 'electra-pretrain-checkpoint/2'
-OLD_FORMATS = ('electra-pretrain-checkpoint/1',)
 ARCH_KEYS = ('vocab_size', 'embedding_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads',
              'intermediate_size', 'max_position_embeddings', 'type_vocab_size')
 
@@ -159,128 +151,6 @@ def save_checkpoint(learn, path: str | Path) -> Path:
     return path
 
 
-def _numpy_array_globals() -> list[Any]:
-    """What unpickling a numpy RNG state (format 1) calls: numpy's array and dtype constructors,
-    under the names numpy 1 (`numpy.core`) and numpy 2 (`numpy._core`) pickle them with, and the
-    class of the uint32 dtype (the unpickler sets its state).
-
-    torch does not allow these by default because it does not control numpy's code; they build
-    an array or a dtype from plain values and call nothing else (an object array's items are
-    unpickled by the same restricted unpickler). They are allowed only while reading a file whose
-    pickle, scanned without running it, names nothing beyond them."""
-    reconstruct = np.zeros(0).__reduce__()[0]
-    return [(reconstruct, 'numpy.core.multiarray._reconstruct'), (reconstruct, 'numpy._core.multiarray._reconstruct'),
-            np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-def _global_names(allowed: list[Any]) -> set[str]:
-    return {a[1] if isinstance(a, tuple) else f'{a.__module__}.{a.__qualname__}' for a in allowed}
-
-
-_STRING_OPS = {'STRING', 'BINSTRING', 'SHORT_BINSTRING', 'UNICODE', 'BINUNICODE', 'SHORT_BINUNICODE', 'BINUNICODE8'}
-
-
-def _pickle_globals(path: Path) -> list[str]:
-    """The `module.name` of every class or function a bare pickle file would import, found by
-    `pickletools` without running anything; [] if it names none or is not a pickle.
-
-    Protocol 4+ names a global by two strings pushed before STACK_GLOBAL (possibly fetched back
-    from the memo), so the last two pushed values and the memoized strings are tracked."""
-    names: set[str] = set()
-    last: list[Any] = []  # the two values pushed most recently (strings; None for anything else)
-    memo: dict[int, Any] = {}
-    try:
-        with open(path, 'rb') as f:
-            for op, arg, _ in pickletools.genops(f):
-                if op.name in ('GLOBAL', 'INST'):
-                    names.add(arg.replace(' ', '.'))
-                elif op.name == 'STACK_GLOBAL':
-                    names.add('.'.join(last) if len(last) == 2 and None not in last else 'an unnamed global')
-                if op.name == 'MEMOIZE':
-                    memo[len(memo)] = last[-1] if last else None
-                elif op.name in ('PUT', 'BINPUT', 'LONG_BINPUT'):
-                    memo[arg] = last[-1] if last else None
-                elif op.name not in ('FRAME', 'PROTO'):
-                    value = arg if op.name in _STRING_OPS else memo.get(arg) if 'GET' in op.name else None
-                    last = [*last[-1:], value]
-    except Exception:  # not a pickle, or a damaged one: what was read until then still counts
-        pass
-    return sorted(names)
-
-
-def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 state in format 2's shape (numpy's RNG state as in `capture_rng`)."""
-    rng = dict(state.get('rng') or {})
-    if isinstance(rng.get('numpy'), tuple):
-        kind, key, pos, has_gauss, cached_gaussian = rng['numpy'][:5]
-        rng['numpy'] = {'kind': kind, 'key': torch.from_numpy(np.asarray(key).astype(np.int64)), 'pos': int(pos),
-                        'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)}
-    return {**state, 'rng': rng, 'format': FORMAT}
-
-
-def _unreadable(path: Path, e: Exception | None = None) -> ValueError:
-    why = f' ({type(e).__name__})' if e is not None else ''
-    return ValueError(f"{str(path)!r} cannot be read as a checkpoint{why}: not a checkpoint, or a damaged one (then "
-                      f"use an earlier checkpoint of the run)")
-
-
-def _refused(path: Path, unsafe: list[str]) -> ValueError:
-    names = ', '.join(sorted(unsafe)[:3]) + (f' and {len(unsafe) - 3} more' if len(unsafe) > 3 else '')
-    return ValueError(f"{str(path)!r} refused: it needs unsafe unpickling (it would import {names}) but an "
-                      f"electra-pretrain checkpoint holds only tensors and plain values, so it is foreign or altered; "
-                      f"do not load it unless you trust it - use another checkpoint of the run, or re-run")
-
-
-def _read(path: Path, mmap: bool = False) -> Any:
-    """`torch.load(path, weights_only=True)`, or a one-line `ValueError`: the file is damaged or
-    foreign, or it needs unpickling that can run code (refused, naming what it would import).
-
-    Only torch's zip format is unpickled at all (that is what `torch.save` writes); a bare pickle
-    is scanned, never loaded. A format-1 checkpoint needs numpy's array constructors (its numpy
-    RNG state is an ndarray): when a scan of its pickle finds nothing else, it is read with just
-    those allowed."""
-    if not zipfile.is_zipfile(path):
-        unsafe = _pickle_globals(path)
-        raise (_refused(path, unsafe) if unsafe else _unreadable(path)) from None
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
-    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged files
-        error = e
-    try:  # a static scan of the pickle: what did the restricted unpickler refuse?
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:
-        unsafe = []
-    if not unsafe:
-        raise _unreadable(path, error) from None
-    allowed = _numpy_array_globals()
-    beyond = set(unsafe) - _global_names(allowed)
-    if beyond:
-        raise _refused(path, sorted(beyond)) from None
-    try:
-        with torch.serialization.safe_globals(allowed):
-            state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
-    except Exception as e:
-        raise _unreadable(path, e) from None
-    if not isinstance(state, dict) or state.get('format') not in OLD_FORMATS:
-        raise ValueError(f"{str(path)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
-    return _upgrade(state)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (`weights_only`); a missing, truncated, foreign or code-carrying
-    file is a one-line `ValueError`. A format-1 checkpoint comes back in format 2's shape."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"checkpoint {str(path)!r} is a directory; give one of its checkpoint files (.pth), or "
-                         f"resume 'latest' for the run's latest checkpoint in checkpoint_dir")
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    state = _read(path)
-    if not isinstance(state, dict) or state.get('format') != FORMAT:
-        raise ValueError(f"{str(path)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
-    return state
-
-
 def check_compatible(state: dict[str, Any], electra_model, hf_tokenizer=None, path: str = 'checkpoint') -> None:
     """Refuse a checkpoint made for another architecture or vocabulary, naming the difference."""
     saved, current = state.get('signature'), model_signature(electra_model)
@@ -323,46 +193,6 @@ def check_same_run(state: dict[str, Any], c, path: str = 'checkpoint') -> None:
         raise ValueError(f"{path} is a checkpoint of another run: {'; '.join(diffs)}; resume it with its own "
                          f"settings, or continue pre-training from its weights: `python -m pretrain export {path} DIR`, "
                          f"then --init_generator DIR/generator --init_discriminator DIR/discriminator")
-
-
-def scan_checkpoints(run_dir: str | Path, run_name: str) -> tuple[list[tuple[int, Path]], list[str]]:
-    """(step, path) of the readable checkpoints of a run, oldest first, and a one-line reason for
-    each `{run_name}_*.pth` skipped (damaged, foreign, or refused as unsafe). Temporary files
-    (`.pth.{host}-{pid}.tmp`) are not candidates."""
-    found, skipped = [], []
-    for p in RunDir(Path(run_dir), run_name).checkpoint_files():
-        try:
-            state = _read(p, mmap=True)  # mmap: the weights are not read, only the small entries
-            if not isinstance(state, dict) or state.get('format') != FORMAT:
-                raise ValueError(f"{str(p)!r} is not an electra-pretrain checkpoint (format {FORMAT})")
-            found.append((int(state['step']), p))
-        except ValueError as e:
-            skipped.append(str(e))
-        except Exception as e:  # a checkpoint-like dict without a usable step
-            skipped.append(f"{str(p)!r} is not a usable checkpoint ({type(e).__name__})")
-    return sorted(found), sorted(skipped)
-
-
-def checkpoints_of(run_dir: str | Path, run_name: str) -> list[tuple[int, Path]]:
-    """(step, path) of the readable checkpoints of a run, oldest first; each file skipped is a
-    warning line on stderr (a refused or damaged file is never silently ignored)."""
-    found, skipped = scan_checkpoints(run_dir, run_name)
-    for reason in skipped:
-        print(f'warning: skipped {reason}', file=sys.stderr)
-    return found
-
-
-def find_resume(resume: str | Path, run_dir: str | Path, run_name: str) -> Path:
-    """The checkpoint to resume from: a path, or 'latest' (the highest step of `run_name`)."""
-    if str(resume) != 'latest':
-        return Path(resume)
-    found, skipped = scan_checkpoints(run_dir, run_name)
-    if not found:
-        why = f" (skipped {len(skipped)}: {skipped[-1]})" if skipped else ''
-        raise ValueError(f"resume='latest' but {run_dir} holds no readable checkpoint of run {run_name!r}{why}")
-    for reason in skipped:
-        print(f'warning: skipped {reason}', file=sys.stderr)
-    return found[-1][1]
 
 
 class ResumeCallback(Callback):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-from pretrain.run.checkpoint import load_checkpoint
+from pretrain.run.safe_load import load_checkpoint
 from pretrain.run.distributed import unwrap
 from pretrain.run.model_card import model_card, run_facts
 from pretrain.models import ELECTRAModel, MLMModel, tie_embeddings

@@ -26,7 +26,8 @@ from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
 from _utils.quiet_transformers import quiet_transformers
 
-from pretrain.run.checkpoint import checkpoints_of, load_checkpoint
+from pretrain.run.checkpoint_files import checkpoints_of
+from pretrain.run.safe_load import load_checkpoint
 from _utils.paths import repo_path
 from pretrain.run.export import checkpoint_tokenizer, model_from_checkpoint
 from pretrain.mask_tokens import max_predictions_per_seq, never_masked

@@ -1,5 +1,5 @@
-"""BERT's input layout (`finetune.segments.bert_input`), the one place it is written."""
-from finetune.segments import bert_input
+"""BERT's input layout (`_utils.segments.bert_input`), the one place it is written."""
+from _utils.segments import bert_input
 
 CLS, SEP = 101, 102
 
