@@ -1,13 +1,10 @@
 """The foundations: one rule for relative paths, a config module free of torch and
-transformers, and no import cycles among the pipeline's modules."""
-import ast
+transformers (import loops and chains: tests/test_architecture.py)."""
 import subprocess
 import sys
 from pathlib import Path
 
 from _utils.paths import REPO_ROOT, SHIPPED, is_shipped, repo_path
-
-PACKAGE = REPO_ROOT / 'pretrain'
 
 
 def test_relative_paths_prefer_the_working_directory_then_shipped_data(tmp_path, monkeypatch):
@@ -40,41 +37,3 @@ def test_the_config_module_pulls_in_neither_torch_nor_transformers():
                           "print(sorted(m for m in ('torch', 'transformers', 'fastai') if m in sys.modules))"],
                          capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.strip() == '[]'
-
-
-def module_imports(path: Path) -> set[str]:
-    """The `pretrain` modules a file imports at module level (imports inside functions are not
-    load-order dependencies)."""
-    name = '.'.join(path.relative_to(REPO_ROOT).with_suffix('').parts)
-    package = name.rsplit('.', 1)[0]
-    found = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ''
-            if node.level:
-                parts = package.split('.')[:len(package.split('.')) - node.level + 1]
-                base = '.'.join(parts + ([base] if base else []))
-            if base.startswith('pretrain'):
-                found.add(base)
-        elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith('pretrain')}
-    return found - {name}
-
-
-def test_no_import_cycles():
-    graph = {'.'.join(p.relative_to(REPO_ROOT).with_suffix('').parts): module_imports(p)
-             for p in PACKAGE.rglob('*.py') if p.name != '__init__.py'}
-    assert graph['pretrain.config'] <= {'_utils.paths'}  # the config sits at the bottom
-    done, path = set(), []
-
-    def visit(m):
-        assert m not in path, f"import cycle: {' -> '.join(path[path.index(m):] + [m])}"
-        if m in done or m not in graph:
-            return
-        path.append(m)
-        for dep in graph[m]:
-            visit(dep)
-        path.pop()
-        done.add(m)
-    for m in graph:
-        visit(m)
