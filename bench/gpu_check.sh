@@ -9,7 +9,7 @@
 #   tests      pytest -m gpu (no host sync per step, CUDA graphs = eager, a compiled run);
 #              on CPU: pytest -m slow (the Inductor-compiled Learner)
 #   bench_*    python -m pretrain.tools.bench: small eager / compiled / compiled + CUDA graphs beside
-#              the seed's step (pretrain/bench_seed.py, --compare-seed), and base 256 x 512 with
+#              the seed's step (pretrain/tools/bench_seed.py, --compare-seed), and base 256 x 512 with
 #              gradient accumulation
 #   run_bf16   300 steps of `tiny` on the shipped sample corpus in bf16, whose curve must track
 #              the fp32 CPU curve in bench/results/cpu_fp32_tiny_sample.csv

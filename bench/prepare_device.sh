@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run here, before a device call: fetch the wheels the GPU image lacks (bench/device_packages.txt,
 # at this .venv's versions, for the image's Python 3.12 on x86-64) into .device/wheels. The seed's
-# step (pretrain/bench_seed.py) travels with the tree. .device/ is ignored by git; the device
+# step (pretrain/tools/bench_seed.py) travels with the tree. .device/ is ignored by git; the device
 # call carries it:  run(command="bash bench/gpu_check.sh", carry=[".device"])
 set -euo pipefail
 cd "$(dirname "$0")/.."

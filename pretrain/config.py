@@ -67,7 +67,7 @@ SHORT_WARMUP = 1000
 SAVE_POINTS = [0.0625, 0.125, 0.25, 0.5, 1.0]  # the seed's checkpoint fractions
 BOOL_KEYS = ('adam_bias_correction', 'electra_mask_style', 'exact_mask_count', 'split_sentences', 'export', 'plot',
              'pad_to_max_length', 'static_shapes', 'overwrite')
-# torch.compile's modes; True picks one by device (pretrain/compile_step.py)
+# torch.compile's modes; True picks one by device (pretrain/run/compile_step.py)
 COMPILE_MODES = (False, True, 'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 1, 'grad_accum': 1, 'save_every': 1,
             'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0,

@@ -43,7 +43,7 @@ class ElectraDataLoader(DataLoader):
     `world_size`-th example from `rank` on, so the union of the ranks' i-th batches is the i-th
     batch of one process with batch size `bs * world_size`; all ranks get the same number of
     batches. Resuming: `epoch_rng_state` is the RNG state an epoch started from and
-    `skip_batches` drops that many batches from the next epoch (see pretrain/checkpoint.py).
+    `skip_batches` drops that many batches from the next epoch (see pretrain/run/checkpoint.py).
     """
 
     def __init__(self, dataset: datasets.Dataset, bs: int, pad_idx: int, max_length: int | None = None,

@@ -65,3 +65,14 @@ def test_no_module_only_re_exports_another():
         if body and path.name != '__init__.py':
             assert not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body), f'{module} only re-exports'
     assert (REPO / 'pretrain' / 'models.py').is_file()  # the seed's modules at the seed's paths
+
+
+def test_the_readmes_module_map_names_every_module_and_only_those():
+    import re
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    section = readme[readme.index('## Modules'):]
+    section = section[:section.find('\n## ', 5)] if '\n## ' in section[5:] else section
+    named = set(re.findall(r'`((?:pretrain|finetune|_utils|demo)/[\w/]+\.py)`', section))
+    files = {str(p.relative_to(REPO)) for p in project_modules().values() if p.name != '__init__.py'}
+    assert files - named == set(), 'modules missing from the README'
+    assert named - files == set(), 'the README names modules that do not exist'

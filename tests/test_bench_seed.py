@@ -1,4 +1,4 @@
-"""The seed notebook's step (pretrain/bench_seed.py), the baseline of `--compare-seed`: it runs
+"""The seed notebook's step (pretrain/tools/bench_seed.py), the baseline of `--compare-seed`: it runs
 on the batches and sizes of our benchmark and keeps the seed's design."""
 import pytest
 import torch

@@ -319,6 +319,6 @@ def test_shipped_dev_paragraphs_are_not_in_the_corpus():
 
 
 def test_the_build_writes_the_corpora_that_corpus_names():
-    """`docs_ja` in pretrain/corpus.py names exactly the files this build writes, in its order."""
+    """`docs_ja` in pretrain/prepare/corpus.py names exactly the files this build writes, in its order."""
     from pretrain.prepare.corpus import DOCS_JA_SOURCES
     assert bd.SOURCE_NAMES == DOCS_JA_SOURCES

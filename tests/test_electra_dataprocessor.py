@@ -523,7 +523,7 @@ def test_min_line_chars_per_language(tokenizer):
         ELECTRADataProcessor(docs, tokenizer, max_length=128, min_line_chars={'en': 80})
 
 
-# ---- the preprocessing benchmark (pretrain/bench_preprocess.py), at a tiny size ---------------
+# ---- the preprocessing benchmark (pretrain/tools/bench_preprocess.py), at a tiny size ---------------
 def test_bench_preprocess_reports_memory_and_throughput(tmp_path, monkeypatch):
     import pretrain.prepare.corpus as corpus
     from pretrain.tools import bench_preprocess

@@ -1,4 +1,4 @@
-"""pretrain/flops.py: the counted FLOPs of a step equal a real count with the real loss, for both
+"""pretrain/run/flops.py: the counted FLOPs of a step equal a real count with the real loss, for both
 objectives, and counting leaves the model, its gradients and every RNG as they were."""
 import torch
 from torch.utils.flop_counter import FlopCounterMode

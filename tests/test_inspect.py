@@ -1,4 +1,4 @@
-"""pretrain/inspect.py: `inspect_run` and `python -m pretrain inspect` on a checkpoint, an export
+"""pretrain/tools/inspect.py: `inspect_run` and `python -m pretrain inspect` on a checkpoint, an export
 and its single model directories (step, config, last log rows, the generator's predictions at
 masked positions, the discriminator's P(replaced) per token), and one-line errors for bad paths."""
 import json

@@ -1,4 +1,4 @@
-"""pretrain/metrics.py on hand-made logits with hand-computed values; AUC against scikit-learn."""
+"""pretrain/run/metrics.py on hand-made logits with hand-computed values; AUC against scikit-learn."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""pretrain/model_card.py: every export carries a model card that huggingface_hub parses, whose
+"""pretrain/run/model_card.py: every export carries a model card that huggingface_hub parses, whose
 metadata and body come from the run (architecture, corpus and its licence, steps, tokens, FLOPs,
 held-out metrics), and the directory still loads with the Auto classes offline."""
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""pretrain/plot.py: a valid PNG from a training CSV (with and without the held-out CSV), the
+"""pretrain/tools/plot.py: a valid PNG from a training CSV (with and without the held-out CSV), the
 `plot` subcommand, and one-line errors for missing, empty and malformed logs."""
 from pathlib import Path
 

@@ -4,7 +4,7 @@
 # root. Safe to re-run: a finished run is skipped, an interrupted one resumes from its latest
 # checkpoint. On a shared 2-core machine run it with OMP_NUM_THREADS=1.
 #
-# Equal FLOPs: pretrain/flops.py counts 1.5375e10 FLOPs per ELECTRA `mini` step on docs_ja
+# Equal FLOPs: pretrain/run/flops.py counts 1.5375e10 FLOPs per ELECTRA `mini` step on docs_ja
 # (generator + discriminator) and 1.2267e10 per MLM step (one model of the discriminator's size),
 # a ratio of 1.2534; the MLM run's steps and checkpoints are ELECTRA's times that ratio.
 set -euo pipefail

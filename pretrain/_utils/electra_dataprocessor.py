@@ -52,7 +52,7 @@ class ELECTRADataProcessor:
     of a document are consecutive, in document order).
 
     A blank line or the end of a document ends the current example. With `split_sentences`,
-    Japanese lines are split into sentences at 。！？ (pretrain/sentences.py), so segments A and
+    Japanese lines are split into sentences at 。！？ (pretrain/prepare/sentences.py), so segments A and
     B are sentence-aligned even when a line holds a whole paragraph. Lines (sentences) shorter
     than `min_line_chars` characters are dropped when `apply_cleaning` — an int, or a dict
     `{'ja': n, 'default': m}` since Japanese packs more into a character (the English recipe

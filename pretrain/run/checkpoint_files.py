@@ -21,7 +21,7 @@ class SaveCheckpoints(Callback):
     1.0) or step counts, a checkpoint `base_name.format(percent=...)`, e.g.
     `vanilla_11081_6.25%.pth`, under `learn.path/learn.model_dir`; with `save_every`, also every
     N steps as `..._step{N}.pth`, keeping the last `keep_last` of those. Checkpoints are complete
-    training states (pretrain/checkpoint.py), written atomically, only by rank 0, and never while
+    training states (pretrain/run/checkpoint.py), written atomically, only by rank 0, and never while
     the loss is not finite (the last good one stays)."""
     order = 69  # after the logger and held-out evaluation, just before RunSteps (70) ends the fit
 

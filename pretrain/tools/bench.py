@@ -1,11 +1,11 @@
 """Training-step benchmark: the real step (fastai Learner, callbacks, optimizer, precision) on
-synthetic token ids, beside the seed notebook's step on the same ids (`pretrain/bench_seed.py`).
+synthetic token ids, beside the seed notebook's step on the same ids (`pretrain/tools/bench_seed.py`).
 
     python -m pretrain.tools.bench --size small --steps 200 --warmup 30 [--compile [MODE]] [--compare-seed]
         [--grad_accum K] [--out results.jsonl]
 
 Prints steps/s, tokens/s, ms/step, model FLOP/step (counted by torch's FlopCounterMode over one
-forward + backward on fake tensors, pretrain/flops.py), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
+forward + backward on fake tensors, pretrain/run/flops.py), achieved TFLOP/s, MFU against the device's peak where known, peak memory,
 and the warmup time (which holds the compile time) separately. `--compare-seed` runs the seed's
 step (`python -m pretrain.tools.bench_seed`, in this repository) with the same sizes and device in a
 subprocess and prints the ratio. `--out` appends the figures as one JSON line
@@ -83,7 +83,7 @@ def run_bench(size: str = 'small', steps: int = 200, warmup: int = 30, bs: int |
         replace_progress(learn, 'off')  # the figures are the output
         timer = StepTimer(warmup)
         learn.add_cb(timer)
-        flops = flops_per_step(learn)  # counted on fake tensors (pretrain/flops.py): no memory, no draw
+        flops = flops_per_step(learn)  # counted on fake tensors (pretrain/run/flops.py): no memory, no draw
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         learn.fit(9999)
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--precision', default=None)
     p.add_argument('--device', default=None)
     p.add_argument('--compare-seed', dest='compare_seed', action='store_true',
-                   help="also time the seed notebook's step (pretrain/bench_seed.py) with the same sizes")
+                   help="also time the seed notebook's step (pretrain/tools/bench_seed.py) with the same sizes")
     args = p.parse_args(argv)
     return run_command(lambda: report(args))
 
