@@ -1,3 +1,10 @@
+import os
+
+# Each of pytest-xdist's workers (`-n 2` in pytest.ini: one a core) runs torch on one thread: two
+# workers with a thread per core each would wait on each other's threads. Set before torch loads.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
+
 import pytest
 
 from pretrain.config import get_config

@@ -42,7 +42,7 @@ train.electra_configs = no_dropout_configs
 ELECTRAModel.sample = lambda self, logits: logits.argmax(-1)
 
 c = get_config('tiny', steps=2, warmup_steps=0, lr=1e-2, bs=8, num_workers=0, num_proc=1, device='cpu', save_points=[], export=False,
-               log_every=1, data_dir=str(out / 'data'), checkpoint_dir=str(out / 'ckpt'))
+               log_every=1, plot=False, data_dir=str(out / 'data'), checkpoint_dir=str(out / 'ckpt'))
 learn = train.pretrain(c)
 if int(__import__('os').environ.get('RANK', '0')) == 0:
     torch.save(learn.model.state_dict(), out / 'final.pt')
