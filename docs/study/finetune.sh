@@ -2,8 +2,8 @@
 # The CPU study (README, "When does pre-training pay off?"), part 2: every checkpoint of both runs
 # of part 1 (docs/study/pretrain.sh) fine-tuned on the two shipped tasks, 3 seeds each, against
 # the same architecture from random init; then the low-resource variant (32 and 256 labelled
-# examples per class, 10 epochs: Google's count for its small tasks) on four checkpoints of each run
-# at equal FLOPs. Run from the repository root; safe to re-run: each curve file keeps what is done
+# examples per class, 10 epochs: Google's count for its small tasks) on three checkpoints of each run
+# at equal FLOPs (early, middle, last: the two halves then take about as long). Run from the repository root; safe to re-run: each curve file keeps what is done
 # and the same command continues it. `finetune.sh full` or `finetune.sh low` runs one half (two
 # processes can share the machine).
 set -euo pipefail
@@ -28,9 +28,9 @@ low() {
     for t in libreoffice_module gimp_section; do
       out="$OUT/curve_${t}_${n}per_class.json"
       # equal FLOPs: the MLM run's checkpoints at ELECTRA's steps x 1.2534 (docs/study/pretrain.sh)
-      "$PY" -m finetune --model "$ELECTRA" --checkpoints 1000,4000,12000,20000 $(task $t) \
+      "$PY" -m finetune --model "$ELECTRA" --checkpoints 1000,4000,20000 $(task $t) \
           --train_per_class $n --epochs 10 --out "$out"
-      "$PY" -m finetune --model "$MLM" --checkpoints 1253,5013,15040,25067 $(task $t) \
+      "$PY" -m finetune --model "$MLM" --checkpoints 1253,5013,25067 $(task $t) \
           --train_per_class $n --epochs 10 --out "$out"
     done
   done
