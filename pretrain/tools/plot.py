@@ -52,6 +52,7 @@ def plot_run(run_dir_or_csv: str | Path, out: str | Path | None = None) -> Path:
     import matplotlib
     matplotlib.use('Agg')  # files only: no display needed, none opened
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     train_csv = find_train_csv(run_dir_or_csv)
     train = read_curves(train_csv, TRAIN_REQUIRED)
@@ -84,6 +85,8 @@ def plot_run(run_dir_or_csv: str | Path, out: str | Path | None = None) -> Path:
             ax.legend()
     for ax in axes[1]:
         ax.set_xlabel('step')
+    # at most 6 step labels: five-digit steps at every 2,500 ran into each other
+    axes[1, 0].xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     fig.suptitle(train_csv.stem)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
