@@ -18,6 +18,12 @@ task() {  # task NAME: the flags of a shipped task, at the pre-training length
 }
 
 full() {
+  # four checkpoints of each run at equal FLOPs on both tasks first, then the rest of them (`all`
+  # continues the same files), so a cut-short session still has the whole span
+  for t in libreoffice_module gimp_section; do
+    "$PY" -m finetune --model "$ELECTRA" --checkpoints 1000,4000,12000,20000 $(task $t) --out "$OUT/curve_$t.json"
+    "$PY" -m finetune --model "$MLM" --checkpoints 1253,5013,15040,25067 $(task $t) --out "$OUT/curve_$t.json"
+  done
   for t in libreoffice_module gimp_section; do
     "$PY" -m finetune --model "$ELECTRA" "$MLM" --checkpoints all $(task $t) --out "$OUT/curve_$t.json"
   done
