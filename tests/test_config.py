@@ -1,6 +1,6 @@
 import pytest
 
-from pretrain.config import MyConfig, SIZES, electra_configs, get_config
+from pretrain.config import MyConfig, SIZES, electra_configs, get_config, save_point_steps
 
 
 def test_myconfig_attribute_access_as_in_the_seed():
@@ -154,3 +154,10 @@ def test_builders_read_only_the_keys_they_need():
         setting(MyConfig(seed=None), 'run_name')
     with pytest.raises(ValueError, match="unknown sampling 'argmax'"):
         setting(MyConfig(sampling='argmax'), 'sampling')
+
+
+def test_save_points_as_steps_get_short_tags_that_name_their_step():
+    points = save_point_steps([0.0625, 1253, 5013, 25067, 1.0], 25067)
+    assert points == {1566: ['6.25%'], 1253: ['5%'], 5013: ['20%'], 25067: ['100%', '100.0%']}
+    big = save_point_steps([123457, 123458], 1_000_000)  # neighbours need more digits, and stay apart
+    assert big == {123457: ['12.3457%'], 123458: ['12.3458%']}

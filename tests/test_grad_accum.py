@@ -169,7 +169,7 @@ def test_resume_with_grad_accum_equals_the_uninterrupted_run(tmp_path):
     (whose partial step is dropped) and ends with the uninterrupted run's weights."""
     c, full, _ = fit(tmp_path, 'full', steps=4, grad_accum=2, save_points=[1, 1.0])
     c2, again = learner(tmp_path, 'resumed', steps=4, grad_accum=2, save_points=[1.0])
-    assert resume(again, tmp_path / 'full' / f'{c.run_name}_25.0%.pth') == 1
+    assert resume(again, tmp_path / 'full' / f'{c.run_name}_25%.pth') == 1
     again.fit(9999)
     assert again.train_iter == full.train_iter == 8
     for (k, a), b in zip(full.model.state_dict().items(), again.model.state_dict().values()):
