@@ -1,6 +1,6 @@
 """The demo that shows ELECTRA learning, in one command on a CPU:
 
-    python -m pretrain demo                # `tiny`: about 3 minutes on 2 CPU cores
+    python -m pretrain demo                # `tiny`: about 75 s on 2 CPU cores
     python -m pretrain demo --size mini    # the CPU recipe: about 15 minutes on 2 CPU cores
 
 It pre-trains on the shipped Japanese documentation corpus (`docs_ja`, data/README.md), measures
