@@ -10,6 +10,7 @@ GLUE / JGLUE from the hub.
     print(results_table(results))
     jglue = [load_jglue_dir('JGLUE', t) for t in ('JSTS', 'JNLI', 'JSQuAD')]
 """
+import _utils  # noqa: F401  (first: it silences a dependency's import-time warning)
 from .benchmarks import load_benchmark, load_glue_dir, load_jglue_dir
 from .data import Examples, QAExamples, Task, load_glue, load_hub_task, load_jglue, load_task, task_from_hub
 from .model import (MultipleChoiceScorer, SentenceClassifier, SpanExtractor, build_model, layer_groups,

@@ -1,5 +1,2 @@
 """ELECTRA pre-training on fastai: one module per step of the pipeline (see README)."""
-import warnings
-
-# raised at import by a dependency, not by anything this project calls
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+import _utils  # noqa: F401  (first: it silences a dependency's import-time warning)
