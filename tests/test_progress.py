@@ -128,7 +128,7 @@ def test_resume_counts_from_the_resumed_step(tiny_config, capsys):
     pretrain(c)
     capsys.readouterr()
     c = quick(tiny_config, steps=10)
-    c.resume = str(Path(c.checkpoint_dir) / f'{c.run_name}_60.0%.pth')
+    c.resume = str(Path(c.checkpoint_dir) / f'{c.run_name}_60%.pth')
     learn = pretrain(c)
     out = capsys.readouterr().out
     assert learn.step_progress.start_step == 6
