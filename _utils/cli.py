@@ -17,7 +17,7 @@ def error_line(e: BaseException) -> str:
     return 'error: ' + ' '.join(text.split())
 
 
-def run_command(func: Callable[[], int], errors: tuple[type[BaseException], ...] = (ValueError,),
+def run_command(func: Callable[[], int], errors: tuple[type[BaseException], ...] = (ValueError, OSError),
                 status: int = 2, interrupted: str | None = None) -> int:
     """`func()`'s exit status; one of `errors` is printed as `error_line` on stderr and gives
     `status`; Ctrl-C prints `interrupted` (how to continue) and gives 130."""

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args), (ValueError, FileNotFoundError),
+    return run_command(lambda: run(args),
                        interrupted='interrupted; the same command continues from the results written so far')
 
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith('-'):
         argv.insert(0, 'train')
     args = build_parser().parse_args(argv)
-    return run_command(lambda: args.func(args), (ValueError, FileNotFoundError, NotADirectoryError),
+    return run_command(lambda: args.func(args),
                        interrupted='interrupted; continue later with the same command and --resume latest')
 
 

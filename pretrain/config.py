@@ -258,6 +258,9 @@ def check_setting(key: str, v: Any) -> None:
     elif key in ('gen_smooth_label', 'disc_smooth_label'):
         if v is not False and not (isinstance(v, float) and 0 < v < 1):
             raise ValueError(f"{key} must be False, True (0.1) or a float in (0, 1), got {v!r}")
+    elif key == 'seed':  # after the draw for 0/None: numpy's and torch's generators take [0, 2**32)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2 ** 32:
+            raise ValueError(f"seed must be an integer in [0, 2**32) (0 or None draws one), got {v!r}")
     elif key == 'loss_weights':
         if len(v) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in v):
             raise ValueError(f"loss_weights must be two non-negative numbers (generator, discriminator), got {v!r}")
@@ -280,11 +283,11 @@ def save_point_steps(save_points: Iterable[float | int], steps: int) -> dict[int
 
 def _share_tag(step: int, steps: int) -> str:
     share = step / steps * 100
-    for digits in range(3, 18):
-        tag = f'{share:.{digits}g}'
+    for decimals in range(17):  # fixed-point: an exponent ('5e-05%') is no checkpoint tag (run_dir.CHECKPOINT_TAG)
+        tag = f'{share:.{decimals}f}'
         if round(float(tag) * steps / 100) == step:
             return f'{tag}%'
-    return f'{share!r}%'
+    return f'{share:.17f}%'
 
 
 def _device(c) -> str:
@@ -366,7 +369,7 @@ def get_config(size: str = 'small', datas: list[str] | None = None, seed: int | 
 
     Unknown keys raise `ValueError` listing the known ones, so a typo never goes unnoticed.
     """
-    return resolve(MyConfig(size=size, seed=seed, datas=datas or list(DEFAULTS['datas']), **overrides))
+    return resolve(MyConfig(size=size, seed=seed, datas=list(DEFAULTS['datas']) if datas is None else datas, **overrides))
 
 
 def resolve(c: dict) -> MyConfig:

@@ -60,6 +60,10 @@ def test_overrides_win_over_size_values():
     (dict(logger='neptune'), "unknown logger 'neptune'; allowed: 'wandb', None, False"),
     (dict(precision='fp8'), "unknown precision 'fp8'"),
     (dict(datas='sample'), 'non-empty list'),
+    (dict(datas=[]), 'non-empty list'),
+    (dict(seed=1.5), r'seed must be an integer in \[0, 2\*\*32\)'),
+    (dict(seed=2 ** 32), 'seed must be an integer'),
+    (dict(seed=-1), 'seed must be an integer'),
     (dict(steps=0), 'steps must be an integer >= 1'),
     (dict(bs=2.5), 'bs must be an integer >= 1'),
     (dict(num_workers=-1), 'num_workers must be an integer >= 0'),
@@ -161,3 +165,4 @@ def test_save_points_as_steps_get_short_tags_that_name_their_step():
     assert points == {1566: ['6.25%'], 1253: ['5%'], 5013: ['20%'], 25067: ['100%', '100.0%']}
     big = save_point_steps([123457, 123458], 1_000_000)  # neighbours need more digits, and stay apart
     assert big == {123457: ['12.3457%'], 123458: ['12.3458%']}
+    assert save_point_steps([1], 2_000_000) == {1: ['0.00005%']}  # no exponent: tags match run_dir.CHECKPOINT_TAG
