@@ -35,7 +35,7 @@ STATS = ('kept_tokens', 'filtered_tokens', 'truncated_tokens')
 # map() also emits one row of token counts per batch (empty input_ids), summed and dropped after
 MAP_FEATURES = datasets.Features({**EXAMPLE_FEATURES, **{s: datasets.Value('int64') for s in STATS}})
 # 3: randomness keyed by document, `doc_id` column
-FORMAT_VERSION = 3  # bump when the example layout changes: old caches are rebuilt
+FORMAT_VERSION = 4  # bump when the examples change (layout, or the line filter's character classes)
 # the cache file is written in record batches of this many examples whatever the map's batches
 # and processes, so the same inputs give a byte-identical file
 ROWS_PER_RECORD_BATCH = 4096
@@ -174,9 +174,9 @@ class ELECTRADataProcessor:
 
     def _make_example(self, first_segment: list[int], second_segment: list[int]) -> dict:
         # an empty second segment is none (Google's 10% of single-segment examples)
-        input_ids, token_types = bert_input(self.hf_tokenizer.cls_token_id, self.hf_tokenizer.sep_token_id,
-                                            first_segment, second_segment or None)
-        return {'input_ids': input_ids, 'sentA_length': token_types.count(0)}
+        input_ids, _ = bert_input(self.hf_tokenizer.cls_token_id, self.hf_tokenizer.sep_token_id,
+                                  first_segment, second_segment or None)
+        return {'input_ids': input_ids, 'sentA_length': len(first_segment) + 2}  # [CLS] A [SEP]
 
     def __call__(self, texts: list[str], indices: list[int], offset: int = 0) -> dict[str, list]:
         """One `Dataset.map` batch: the documents `texts` at rows `offset + indices` of

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from fastai.callback.core import Callback
 
-from pretrain._utils.steps import optimizer_step
+from pretrain._utils.steps import step_done
 from pretrain.run.log_cb import CSVLogger
 
 
@@ -39,6 +39,7 @@ class StopOnNonFinite(Callback):
             return
         finite = torch.isfinite(self.learn.loss.detach())
         self.bad = (~finite).long() if self.bad is None else torch.where(finite, 0, self.bad + 1)
-        if self.learn.train_iter % min(self.check_every, self.max_consecutive) == 0 and int(self.bad) >= self.max_consecutive:
-            raise NonFiniteLossError(f"stopped at step {optimizer_step(self.learn)}: {int(self.bad)} consecutive non-finite "
+        step = step_done(self.learn)  # the one host sync, at step boundaries only (not mid-accumulation)
+        if step is not None and step % min(self.check_every, self.max_consecutive) == 0 and int(self.bad) >= self.max_consecutive:
+            raise NonFiniteLossError(f"stopped at step {step}: {int(self.bad)} consecutive non-finite "
                                      f"losses; lower the learning rate or check the data, then resume from the last checkpoint")
