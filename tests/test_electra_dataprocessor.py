@@ -8,7 +8,7 @@ import string
 import datasets
 import pytest
 
-from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
+from pretrain._utils.electra_dataprocessor import FORMAT_VERSION, ELECTRADataProcessor
 from pretrain.prepare.corpus import load_corpus
 
 LETTERS = string.ascii_lowercase  # each lowercase letter is exactly one token of the shipped tokenizer
@@ -426,7 +426,7 @@ def test_cache_of_an_older_format_is_rebuilt(tokenizer, small_corpus, tmp_path, 
     path = tmp_path / 'examples.arrow'
     process(tokenizer, small_corpus, max_length=24, cache_file_name=str(path))
     record = json.loads(path.with_suffix('.json').read_text())
-    assert record['inputs']['format'] == electra_dataprocessor.FORMAT_VERSION == 4
+    assert record['inputs']['format'] == FORMAT_VERSION == 4
     record['inputs']['format'] = 2
     path.with_suffix('.json').write_text(json.dumps(record))
     counter = MapCounter(monkeypatch)
