@@ -6,6 +6,13 @@ import sys
 from typing import Callable
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's first message line, for a one-line error that wraps it; its type's name when
+    it has no message (a bare KeyError or StopIteration)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def error_line(e: BaseException) -> str:
     """The one line an error is reported as: an OSError as `path: reason`; a message that fastai
     prefixed with the callback it came from, by its last line; white space collapsed."""

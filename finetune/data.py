@@ -20,6 +20,7 @@ import torch
 from fastai.data.load import DataLoader
 from fastcore.basics import chunked
 
+from _utils.cli import first_line
 from pretrain.prepare.corpus import read_jsonl
 
 from .catalog import GLUE_FACTS, GLUE_TASKS, HUB_TASK_TYPES, JGLUE_FACTS, JGLUE_HUB_TASKS, JGLUE_TASKS, facts_for_name
@@ -471,7 +472,7 @@ def load_hub_task(path: str, config: str | None, text_a: str, text_b: str | None
     try:
         ds = datasets.load_dataset(path, config)
     except Exception as e:  # no network, unknown name: datasets raises many types
-        raise ValueError(f"cannot load {path} {config or ''} from the hub: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"cannot load {path} {config or ''} from the hub: {first_line(e)}") from None
     for split in (train_split, dev_split):
         if split not in ds:
             raise ValueError(f"{path} {config or ''} has no split {split!r} (splits: {', '.join(ds)})")

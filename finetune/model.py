@@ -14,6 +14,7 @@ from fastai.optimizer import OptimWrapper
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
+from _utils.cli import first_line
 from _utils.quiet_transformers import quiet_transformers
 from pretrain.optim import ElectraAdam
 from pretrain.prepare.vocab import check_tokenizer_files, check_vocabulary
@@ -37,7 +38,7 @@ def load_tokenizer(model_dir: str | Path):
         with quiet_transformers():
             tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs
-        raise ValueError(f"cannot load a tokenizer from {p}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"cannot load a tokenizer from {p}: {first_line(e)}") from None
     return check_vocabulary(tok, p)  # a special token off its id would fine-tune on shifted ids
 
 
@@ -48,7 +49,7 @@ def load_config(model_dir: str | Path):
         with quiet_transformers():
             return AutoConfig.from_pretrained(str(p), local_files_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read {p / 'config.json'}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"cannot read {p / 'config.json'}: {first_line(e)}") from None
 
 
 def load_encoder(model_dir: str | Path, random_init: bool = False) -> PreTrainedModel:
@@ -66,7 +67,7 @@ def load_encoder(model_dir: str | Path, random_init: bool = False) -> PreTrained
         try:
             encoder, info = AutoModel.from_pretrained(str(p), local_files_only=True, output_loading_info=True)
         except Exception as e:
-            raise ValueError(f"cannot load model weights from {p}: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"cannot load model weights from {p}: {first_line(e)}") from None
     missing = sorted(k for k in info['missing_keys'] if not k.startswith('pooler.'))  # BERT's pooler is unused here
     if missing:
         raise ValueError(f"{p} lacks {len(missing)} encoder weight(s) (e.g. {missing[0]}); it is not a "

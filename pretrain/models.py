@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
+from _utils.cli import first_line
 from pretrain.config import SAMPLINGS, check_allowed
 
 
@@ -44,7 +45,7 @@ def from_pretrained_pair(generator_dir: str | Path, discriminator_dir: str | Pat
         generator = ElectraForMaskedLM.from_pretrained(str(generator_dir), local_files_only=True)
         discriminator = ElectraForPreTraining.from_pretrained(str(discriminator_dir), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot load the ELECTRA pair: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"cannot load the ELECTRA pair: {first_line(e)}") from None
     g, d = generator.config, discriminator.config
     if (g.vocab_size, g.embedding_size) != (d.vocab_size, d.embedding_size):
         raise ValueError(f"generator and discriminator cannot share embeddings: vocab/embedding sizes "

@@ -7,6 +7,7 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 
+from _utils.cli import first_line
 from _utils.gradient_clipping import GradientClipping
 from pretrain._utils.electra_dataprocessor import ELECTRADataProcessor
 from pretrain._utils.run_steps import RunSteps
@@ -119,7 +120,7 @@ def wandb_run(c: MyConfig):
     try:
         return wandb.init(name=c.run_name, project='electra_pretrain', config={**c}, mode=c.wandb_mode)
     except Exception as e:  # wandb raises UsageError/CommError without a login or a network
-        raise ValueError(f"Weights & Biases could not start ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
+        raise ValueError(f"Weights & Biases could not start ({first_line(e)}); "
                          f"log in with `wandb login`, or set wandb_mode='offline'") from None
 
 

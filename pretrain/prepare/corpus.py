@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
+from _utils.cli import first_line
 from _utils.atomic import atomic_write
 from _utils.digest import json_digest
 from _utils.paths import repo_path
@@ -82,7 +83,7 @@ def _load_hub_dataset(data: str) -> datasets.Dataset:
     try:
         ds = datasets.load_dataset(name, config, split='train')
     except Exception as e:  # no network, unknown name or config: datasets raises many types
-        raise ValueError(f"cannot load hub dataset {name!r} (config {config!r}): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}; "
+        raise ValueError(f"cannot load hub dataset {name!r} (config {config!r}): {first_line(e)}; "
                          f"without network, use a local corpus or `python -m pretrain wiki` on a dump") from None
     if 'text' not in ds.column_names:
         raise ValueError(f"hub dataset {name!r} has no 'text' column (columns: {', '.join(ds.column_names)})")

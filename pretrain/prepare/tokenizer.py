@@ -7,6 +7,7 @@ from typing import Callable, Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from _utils.cli import first_line
 from pretrain.prepare.vocab import SPECIAL_TOKENS
 from pretrain.prepare.vocab import check_tokenizer_files, check_vocabulary
 from pretrain.prepare.ja_tokenizer import fast_japanese_supported, japanese_batch_encoder, train_japanese_tokenizer
@@ -133,7 +134,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     try:
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for broken dirs
-        raise ValueError(f"cannot load a tokenizer from {str(p)!r}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"cannot load a tokenizer from {str(p)!r}: {first_line(e)}") from None
     missing = [name for name in ('pad_token', 'cls_token', 'sep_token', 'mask_token') if getattr(tok, name + '_id') is None]
     if missing:
         raise ValueError(f"tokenizer at {str(p)!r} lacks {', '.join(missing)}; ELECTRA needs [PAD], [CLS], [SEP] and [MASK]")

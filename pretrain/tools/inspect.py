@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
+from _utils.cli import first_line
 from _utils.quiet_transformers import quiet_transformers
 
 from pretrain.run.checkpoint_files import checkpoints_of
@@ -114,8 +115,7 @@ def _hf_model(d: Path, name: str):
         with quiet_transformers():
             model, info = cls.from_pretrained(str(d), local_files_only=True, output_loading_info=True)
     except Exception as e:  # OSError (no weights), a safetensors error (damaged), ValueError (another model type)
-        lines = str(e).strip().splitlines() or [type(e).__name__]
-        raise ValueError(f"cannot load the {name} in {str(d)!r}: {lines[0]}") from None
+        raise ValueError(f"cannot load the {name} in {str(d)!r}: {first_line(e)}") from None
     if info.get('missing_keys'):
         raise ValueError(f"the weights in {d} are not an ELECTRA {name} ({cls.__name__} lacks "
                          f"{len(info['missing_keys'])} of them, e.g. {info['missing_keys'][0]})")
