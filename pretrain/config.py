@@ -73,6 +73,7 @@ INT_KEYS = {'bs': 1, 'steps': 1, 'max_length': 1, 'log_every': 1, 'eval_every': 
             'keep_last': 1, 'max_nonfinite': 1, 'num_workers': 0, 'num_proc': 1, 'warmup_steps': 0, 'freeze_layers': 0,
             'max_predictions': 1}
 PATH_KEYS = ('tokenizer', 'data_dir', 'checkpoint_dir', 'resume', 'init_generator', 'init_discriminator')
+REQUIRED_PATHS = ('tokenizer', 'data_dir', 'checkpoint_dir')  # the others: None is 'not used'
 MAX_POSITIONS = 512  # BERT's and ELECTRA's position embeddings: the longest input a model takes
 
 # Every key a config may hold, with the vanilla default (None: derived from `size`).
@@ -246,7 +247,7 @@ def check_setting(key: str, v: Any) -> None:
     elif key in ('lr', 'clip'):
         _number(key, v, 0, math.inf)
     elif key in PATH_KEYS:
-        if v is not None and not isinstance(v, str):
+        if not isinstance(v, str) and (v is not None or key in REQUIRED_PATHS):
             raise ValueError(f"{key} must be a path (a string), got {v!r}")
     elif key == 'valid_size':
         if v is not None and (isinstance(v, bool) or not (isinstance(v, int) and v > 0 or isinstance(v, float) and 0 < v < 1)):

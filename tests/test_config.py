@@ -71,6 +71,7 @@ def test_overrides_win_over_size_values():
     (dict(lr='fast'), 'lr must be a number'),
     (dict(export='flase'), 'export must be true or false'),
     (dict(tokenizer=3), 'tokenizer must be a path'),
+    (dict(checkpoint_dir=None), 'checkpoint_dir must be a path'),
     (dict(loss_weights=(1.0,)), 'loss_weights must be two'),
     (dict(save_points=[0.5, 400]), 'save_points are fractions'),
     (dict(max_length=1024), r'max_length must be in \[8, 512\]'),
