@@ -393,3 +393,12 @@ def test_a_failed_build_never_replaces_a_complete_corpus(tmp_path, malformed):
         build_wiki_corpus(cut, out, progress=False)
     assert saved(out) == good and stats_of(out)['complete'] is True
     assert stats_of(tmp_path / 'corpus.incomplete')['complete'] is False
+
+
+def test_a_killed_builds_scratch_directory_is_removed_by_the_next_build(tmp_path):
+    import socket
+    dead = tmp_path / f'.corpus.{socket.gethostname()}-99999999.build'  # no such pid
+    (dead / 'docs.arrow').parent.mkdir()
+    (dead / 'docs.arrow').write_bytes(b'partial')
+    build_wiki_corpus(write_dump(tmp_path, 'multistream'), tmp_path / 'corpus', progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['corpus', 'jawiki-pages-articles-multistream.xml.bz2']

@@ -27,7 +27,7 @@ from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HT
                                     Text, Wikilink)
 from mwparserfromhell.wikicode import Wikicode
 
-from _utils.atomic import atomic_directory
+from _utils.atomic import atomic_directory, remove_stale_temps, temp_sibling
 
 
 DEFAULT_OUT = 'data/corpus/wikipedia'  # relative to the working directory; what the name 'wikipedia' loads
@@ -420,7 +420,10 @@ def build_wiki_corpus(dump: str | Path, out_dir: str | Path = DEFAULT_OUT, num_p
         return {**previous, 'cached': True}
     _check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = out_dir.with_name(f'.{out_dir.name}.build-{os.getpid()}')
+    # this writer's scratch directory; a killed build's (its multi-GB docs.arrow) is removed here
+    scratch = out_dir.with_name(f'.{out_dir.name}')
+    remove_stale_temps(scratch, 'build')
+    build = temp_sibling(scratch, 'build')
     build.mkdir(exist_ok=True)
     counts = {key: 0 for key in COUNT_KEYS}
     try:
