@@ -32,8 +32,11 @@ def check_writable(path: str | Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.probe')
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.write(fd, b'0')  # a byte, not an empty file: a full disk still creates empty files
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as e:
         raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make {path.parent} writable "
                          f"or pick another --out") from None

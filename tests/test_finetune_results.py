@@ -39,3 +39,16 @@ def test_identity_values():
     with pytest.raises(ValueError, match=r"r.json holds results of another version of task t \(t.n_train: 4 there, "
                                          r"5 here\)"):
         check_same_tasks([{'t': {'n_train': 4}}], {'t': {'n_train': 5}}, 'r.json')
+
+
+def test_a_full_disk_is_found_before_training(tmp_path, monkeypatch):
+    import errno
+
+    from finetune import results
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(results.os, 'write', no_space)
+    with pytest.raises(ValueError, match=r'cannot write .*out\.json \(No space left on device\); make .* writable'):
+        results.check_writable(tmp_path / 'out.json')
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
