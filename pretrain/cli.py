@@ -22,8 +22,9 @@ def parse_value(text: str) -> Any:
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys given as flags (those left out keep their defaults)."""
-    return {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    """The config keys given as flags (those left out are absent, `argparse.SUPPRESS`, and keep their
+    defaults; a flag given as `none` is kept: `--seed none` draws a seed)."""
+    return {k: v for k, v in vars(args).items() if k in DEFAULTS}
 
 
 def config_from_args(args: argparse.Namespace):
@@ -59,6 +60,6 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             text = f"{KEY_HELP[key]} (default: {default_text(key)})".replace('%', '%%')
             metavar = 'BOOL' if key in BOOL_KEYS else 'N' if key in INT_KEYS else 'PATH' if key in PATH_KEYS else 'V'
             if key in LIST_KEYS:
-                group.add_argument(f'--{key}', nargs='+', type=parse_value, metavar='V', help=text)
+                group.add_argument(f'--{key}', nargs='+', type=parse_value, metavar='V', help=text, default=argparse.SUPPRESS)
             else:
-                group.add_argument(f'--{key}', type=parse_value, metavar=metavar, help=text)
+                group.add_argument(f'--{key}', type=parse_value, metavar=metavar, help=text, default=argparse.SUPPRESS)

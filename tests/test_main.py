@@ -74,3 +74,13 @@ def test_help_lists_the_commands_then_every_flag_in_its_group_with_its_default(c
     assert 'by size: tiny/mini/small 0.0005, base/large 0.0002' in lr
 
 
+
+
+def test_a_flag_given_as_none_is_kept_and_one_left_out_is_absent():
+    from pretrain.__main__ import build_parser
+    from pretrain.cli import config_from_args, config_overrides
+    args = build_parser().parse_args(['train', '--seed', 'none', '--steps', '5'])
+    assert config_overrides(args) == {'seed': None, 'steps': 5}  # --seed none draws a seed, as its help says
+    args = build_parser().parse_args(['train', '--tokenizer', 'none'])
+    with pytest.raises(ValueError, match='tokenizer must be a path'):
+        config_from_args(args)
