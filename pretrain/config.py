@@ -210,7 +210,7 @@ KEY_HELP: dict[str, str] = {
 
 def check_allowed(name: str, value: Any, allowed: Iterable[Any]) -> None:
     """A one-line `ValueError` unless `value` is one of `allowed` (a config key's, or an argument's)."""
-    if value not in allowed:
+    if value not in list(allowed):  # a list: an unhashable value is just not allowed, not a TypeError
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(repr, allowed))}")
 
 
@@ -262,8 +262,11 @@ def check_setting(key: str, v: Any) -> None:
     elif key == 'seed':  # after the draw for 0/None: numpy's and torch's generators take [0, 2**32)
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2 ** 32:
             raise ValueError(f"seed must be an integer in [0, 2**32) (0 or None draws one), got {v!r}")
+    elif key == 'save_points':
+        if not isinstance(v, list):
+            raise ValueError(f"save_points must be a list of fractions in (0, 1] or step counts, got {v!r}")
     elif key == 'loss_weights':
-        if len(v) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in v):
+        if not isinstance(v, tuple) or len(v) != 2 or not all(isinstance(w, (int, float)) and w >= 0 for w in v):
             raise ValueError(f"loss_weights must be two non-negative numbers (generator, discriminator), got {v!r}")
 
 
@@ -332,9 +335,9 @@ def setting(c: dict, key: str) -> Any:
         v = 0.1  # the seed notebook's rule
     elif key == 'datas' and isinstance(v, (list, tuple)):
         v = list(v)
-    elif key == 'save_points':
+    elif key == 'save_points' and (v is None or isinstance(v, (list, tuple))):
         v = list(v or [])
-    elif key == 'loss_weights':
+    elif key == 'loss_weights' and isinstance(v, list):
         v = tuple(v)
     check_setting(key, v)
     return v
