@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     'gen_smooth_label': False,
     'disc_smooth_label': False,
     'loss_weights': (1.0, 50.0),
+    'dropout': 0.1,                 # pre-training dropout (Google's 0.1); the export keeps 0.1 for fine-tuning
     'size': 'small',
     'datas': ['sample'],
     'tokenizer': 'data/sample/tokenizer',
@@ -135,7 +136,7 @@ KEY_GROUPS: dict[str, tuple[str, ...]] = {
     'data': ('datas', 'tokenizer', 'min_line_chars', 'split_sentences', 'max_length', 'valid_size', 'data_dir',
              'num_proc'),
     'model': ('size', 'objective', 'generator_size_divisor', 'mask_prob', 'max_predictions', 'electra_mask_style',
-              'exact_mask_count', 'sampling', 'gen_smooth_label', 'disc_smooth_label', 'loss_weights',
+              'exact_mask_count', 'sampling', 'gen_smooth_label', 'disc_smooth_label', 'loss_weights', 'dropout',
               'init_generator', 'init_discriminator', 'freeze_layers'),
     'schedule': ('steps', 'bs', 'lr', 'warmup_steps', 'schedule', 'adam_bias_correction', 'weight_decay', 'clip'),
     'run': ('base_run_name', 'seed', 'run_name', 'checkpoint_dir', 'save_points', 'save_every', 'keep_last', 'resume',
@@ -170,6 +171,8 @@ KEY_HELP: dict[str, str] = {
     'gen_smooth_label': "label smoothing of the generator's loss: false, true (0.1) or a float",
     'disc_smooth_label': "label smoothing of the discriminator's loss: false, true (0.1) or a float",
     'loss_weights': 'weights of the generator and discriminator losses',
+    'dropout': "hidden and attention dropout during pre-training (Google's 0.1; Cramming's small-budget recipe: 0); "
+               "exports keep 0.1 for fine-tuning",
     'init_generator': 'continued pre-training: start the generator from a local Hugging Face ELECTRA directory',
     'init_discriminator': 'continued pre-training: start the discriminator from a local Hugging Face ELECTRA directory',
     'freeze_layers': 'continued pre-training: freeze the lowest N layers',
@@ -244,6 +247,8 @@ def check_setting(key: str, v: Any) -> None:
         _number(key, v, 0, 1, low_open=False)
     elif key in ('mask_prob',):
         _number(key, v, 0, 1)
+    elif key == 'dropout':
+        _number(key, v, 0, 1, low_open=False)
     elif key in ('lr', 'clip'):
         _number(key, v, 0, math.inf)
     elif key in PATH_KEYS:
@@ -404,7 +409,7 @@ def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraCo
     arch = SIZES[setting(c, 'size')]
     common = dict(vocab_size=len(hf_tokenizer), embedding_size=arch['embedding_size'],
                   num_hidden_layers=arch['num_hidden_layers'], hidden_act='gelu',
-                  hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                  hidden_dropout_prob=setting(c, 'dropout'), attention_probs_dropout_prob=setting(c, 'dropout'),
                   max_position_embeddings=MAX_POSITIONS, type_vocab_size=2, initializer_range=0.02,
                   layer_norm_eps=1e-12, pad_token_id=hf_tokenizer.pad_token_id)
     div = setting(c, 'generator_size_divisor')

@@ -83,6 +83,8 @@ def test_overrides_win_over_size_values():
     (dict(learning_rate=1e-3), 'unknown config key'),
     (dict(min_line_chars={'en': 80}), 'min_line_chars must be'),
     (dict(min_line_chars=-1), 'min_line_chars must be'),
+    (dict(dropout=1.0), r'dropout must be a number in \[0, 1\)'),
+    (dict(dropout='none'), 'dropout must be a number'),
 ])
 def test_bad_values_raise_one_clear_error(kwargs, message):
     size = kwargs.pop('size', 'tiny')
@@ -106,6 +108,11 @@ def test_model_configs_are_built_locally(size, tokenizer):
         assert (cfg.max_position_embeddings, cfg.type_vocab_size, cfg.hidden_act) == (512, 2, 'gelu')
         assert (cfg.hidden_dropout_prob, cfg.layer_norm_eps) == (0.1, 1e-12)
         assert cfg.pad_token_id == tokenizer.pad_token_id
+
+
+def test_dropout_is_a_pretraining_setting(tokenizer):
+    for cfg in electra_configs(get_config('tiny', dropout=0), tokenizer):
+        assert cfg.hidden_dropout_prob == cfg.attention_probs_dropout_prob == 0
 
 
 def test_small_sizes_match_the_paper(tokenizer):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
 from pretrain.__main__ import main
 from pretrain.run.safe_load import load_checkpoint
@@ -15,7 +15,8 @@ from pretrain.train import pretrain
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('export')
-    c = get_config('tiny', steps=6, bs=16, num_workers=0, num_proc=1, device='cpu', save_points=[1.0],
+    # without dropout (Cramming's small-budget recipe): the export still carries Google's 0.1 for fine-tuning
+    c = get_config('tiny', steps=6, bs=16, num_workers=0, num_proc=1, device='cpu', save_points=[1.0], dropout=0.0,
                    data_dir=str(tmp / 'data'), checkpoint_dir=str(tmp / 'ckpt'))
     learn = pretrain(c)
     return c, learn, Path(c.checkpoint_dir) / f'{c.run_name}_100.0%.pth', tmp
@@ -54,6 +55,15 @@ def test_runs_export_at_the_end_by_default(run):
     with torch.no_grad():
         assert torch.allclose(disc(ids).logits, learn.model.discriminator.eval()(ids).logits, atol=1e-5)
     assert not list(Path(c.checkpoint_dir).glob('*.partial'))
+
+
+def test_a_run_without_dropout_exports_fine_tuning_dropout(run):
+    c, learn, _, _ = run
+    dropouts = [m.p for m in learn.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and set(dropouts) == {0.0}
+    for part in ('discriminator', 'generator'):
+        cfg = AutoConfig.from_pretrained(Path(c.checkpoint_dir) / f'{c.run_name}_export' / part)
+        assert cfg.hidden_dropout_prob == cfg.attention_probs_dropout_prob == 0.1
 
 
 def test_export_cli(run, tmp_path, capsys):

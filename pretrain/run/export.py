@@ -17,6 +17,7 @@ from _utils.atomic import atomic_directory
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
 FINETUNED_PARTS = ('discriminator', 'mlm')
+FINETUNE_DROPOUT = 0.1  # Google's fine-tuning dropout, whatever dropout pre-training used
 
 
 def finetuned_model_dir(export_dir: str | Path) -> Path:
@@ -87,7 +88,12 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
     with atomic_directory(out) as tmp:
         for name in model.PARTS:
-            getattr(model, name).save_pretrained(str(tmp / name), safe_serialization=True)
+            part = getattr(model, name)
+            part.save_pretrained(str(tmp / name), safe_serialization=True)
+            # a run pre-trained without dropout (config `dropout`) still fine-tunes with Google's 0.1
+            config = type(part.config).from_pretrained(str(tmp / name))
+            config.hidden_dropout_prob = config.attention_probs_dropout_prob = FINETUNE_DROPOUT
+            config.save_pretrained(str(tmp / name))
             hf_tokenizer.save_pretrained(str(tmp / name))
             if facts is not None:
                 card = model_card(facts, name, getattr(model, name).config)
