@@ -286,8 +286,16 @@ def save_point_steps(save_points: Iterable[float | int], steps: int) -> dict[int
             raise ValueError(f"save point {p!r} is outside the run of {steps} steps: save_points are fractions in (0, 1] "
                              f"or step counts in [1, steps]")
         step = p if isinstance(p, int) else max(1, int(steps * p))
-        points.setdefault(step, []).append(f'{p * 100}%' if isinstance(p, float) else _share_tag(step, steps))
+        points.setdefault(step, []).append(_fraction_tag(p) if isinstance(p, float) else _share_tag(step, steps))
     return points
+
+
+def _fraction_tag(p: float) -> str:
+    """The seed's tag of fraction `p` ('6.25%', '100.0%'), without float noise (0.07 * 100 is
+    7.000000000000001) or an exponent (run_dir.CHECKPOINT_TAG)."""
+    share = round(p * 100, 10)
+    text = repr(share)
+    return f"{text if 'e' not in text else f'{share:.10f}'.rstrip('0')}%"
 
 
 def _share_tag(step: int, steps: int) -> str:

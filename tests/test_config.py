@@ -177,3 +177,5 @@ def test_save_points_as_steps_get_short_tags_that_name_their_step():
     big = save_point_steps([123457, 123458], 1_000_000)  # neighbours need more digits, and stay apart
     assert big == {123457: ['12.3457%'], 123458: ['12.3458%']}
     assert save_point_steps([1], 2_000_000) == {1: ['0.00005%']}  # no exponent: tags match run_dir.CHECKPOINT_TAG
+    # fractions keep the seed's tags, without float noise or an exponent
+    assert save_point_steps([0.07, 1e-7], 10 ** 9) == {70_000_000: ['7.0%'], 100: ['0.00001%']}
