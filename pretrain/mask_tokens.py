@@ -39,6 +39,12 @@ class MaskSpec:
                                                                                          input_ids.shape[1]))
 
 
+def mask_slots(mask_prob: float, max_predictions: int | None, max_length: int | None) -> int | None:
+    """Mask slots per row for a `MaskSpec`: `max_predictions` when set, else Google's
+    `max_predictions_per_seq` for `max_length`; None when neither is known (the batch's length decides)."""
+    return max_predictions or (max_predictions_per_seq(mask_prob, max_length) if max_length else None)
+
+
 def never_masked(hf_tokenizer) -> list[int]:
     """Google's non-candidates: [CLS], [SEP], [MASK] and padding. Other special tokens ([UNK],
     [unusedN]) are real input and may be masked, as in the original."""

@@ -7,7 +7,7 @@ import torch
 from fastai.callback.core import Callback
 
 from pretrain.config import setting
-from pretrain.mask_tokens import MaskSpec, max_predictions_per_seq, never_masked
+from pretrain.mask_tokens import MaskSpec, mask_slots, never_masked
 
 
 class MaskedLMCallback(Callback):
@@ -38,8 +38,7 @@ class MaskedLMCallback(Callback):
         self.mask_tok_id, self.special_tok_ids, self.vocab_size = mask_tok_id, list(special_tok_ids), vocab_size
         self.ignore_index, self.for_electra, self.pad_tok_id = ignore_index, for_electra, pad_tok_id
         exact_count = pad_tok_id is not None if exact_count is None else exact_count
-        self.spec = MaskSpec(mlm_probability, max_predictions or (max_predictions_per_seq(mlm_probability, max_length)
-                                                                  if max_length else None),
+        self.spec = MaskSpec(mlm_probability, mask_slots(mlm_probability, max_predictions, max_length),
                              replace_prob, original_prob, exact_count)
 
     @classmethod

@@ -16,7 +16,7 @@ from pretrain._utils.steps import optimizer_step, step_done
 from pretrain.run.distributed import rank, unwrap
 from pretrain.get_dataloaders import pad_batch
 from pretrain.run.log_cb import MLM_VALID_COLUMNS, VALID_COLUMNS, CSVLogger, start_csv
-from pretrain.mask_tokens import MaskSpec, max_predictions_per_seq, never_masked
+from pretrain.mask_tokens import MaskSpec, mask_slots, never_masked
 from pretrain.models import gen_logits_at_masks, pad_mask_and_token_types
 from pretrain.run.metrics import (disc_accuracy, disc_auc, disc_loss, mean_pairwise_cosine, mlm_accuracy, mlm_loss,
                       replaced_precision_recall)
@@ -115,8 +115,7 @@ class HeldOutEval(Callback):
         self.special_tok_ids, self.vocab_size = never_masked(hf_tokenizer), len(hf_tokenizer)
         self.max_length, self.bs, self.seed = max_length, bs, seed
         # the training callback's masking; max_predictions None: Google's count for max_length
-        self.spec = MaskSpec(mask_prob, max_predictions or (max_predictions_per_seq(mask_prob, max_length)
-                                                            if max_length else None),
+        self.spec = MaskSpec(mask_prob, mask_slots(mask_prob, max_predictions, max_length),
                              replace_prob, original_prob, exact_count)
         self.masked_batches: list[tuple[torch.Tensor, ...]] | None = None
         self.last_step: int | None = None
