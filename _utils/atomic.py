@@ -24,6 +24,20 @@ def temp_sibling(base: Path, suffix: str) -> Path:
     return base.with_name(f'{base.name}.{_HOST}-{os.getpid()}.{suffix}')
 
 
+def write_probe(directory: Path) -> None:
+    """Write one byte to a probe file in `directory` and remove it; an `OSError` when that fails
+    (read-only, full, not ours). A byte, not an empty file: a full disk still creates empty files."""
+    probe = Path(directory) / f'.write-test.{_HOST}-{os.getpid()}'
+    try:
+        with open(probe, 'wb') as f:
+            f.write(b'0')
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -8,13 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
-from _utils.atomic import atomic_write as atomic
+from _utils.atomic import atomic_write as atomic, write_probe
 from _utils.digest import json_digest
 
 
@@ -31,12 +29,7 @@ def check_writable(path: str | Path) -> Path:
         raise ValueError(f"cannot write {path}: {blocker} is a file, not a directory; pick another --out")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.probe')
-        try:
-            os.write(fd, b'0')  # a byte, not an empty file: a full disk still creates empty files
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        write_probe(path.parent)
     except OSError as e:
         raise ValueError(f"cannot write {path} ({e.strerror or type(e).__name__}); make {path.parent} writable "
                          f"or pick another --out") from None

@@ -238,13 +238,13 @@ def test_output_is_checked_before_any_training(model_dir, tmp_path, count_runs, 
     def read_only(*a, **k):
         raise PermissionError(13, 'Permission denied')
     with monkeypatch.context() as mp:  # as root, a read-only directory still takes files: patch the probe
-        mp.setattr('finetune.results.tempfile.mkstemp', read_only)
+        mp.setattr('_utils.atomic.open', read_only, raising=False)
         assert main([*argv, '--out', str(tmp_path / 'ro' / 'r.json')]) == 2
     assert capsys.readouterr().err == f"error: cannot write {tmp_path}/ro/r.json (Permission denied); make " \
                                       f"{tmp_path}/ro writable or pick another --out\n"
     assert count_runs == []
     with monkeypatch.context() as mp:  # a write that fails after training (full disk): one line, no temp file
-        mp.setattr('finetune.results.os.replace', lambda *a: (_ for _ in ()).throw(OSError(28, 'No space left on device')))
+        mp.setattr('_utils.atomic.os.replace', lambda *a: (_ for _ in ()).throw(OSError(28, 'No space left on device')))
         assert main([*argv, '--out', str(tmp_path / 'full' / 'r.json')]) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot write {tmp_path}/full/r.json (No space left on device); "
                                               f"make room or make {tmp_path}/full writable, then run the same command")

@@ -44,11 +44,22 @@ def test_identity_values():
 def test_a_full_disk_is_found_before_training(tmp_path, monkeypatch):
     import errno
 
+    from _utils import atomic
     from finetune import results
 
-    def no_space(fd, data):
-        raise OSError(errno.ENOSPC, 'No space left on device')
-    monkeypatch.setattr(results.os, 'write', no_space)
+    class FullDisk:  # the probe file is created; its byte is refused
+        def __init__(self, file, mode):
+            self.file = open(file, mode)
+
+        def __enter__(self):
+            return self
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+        def __exit__(self, *exc):
+            self.file.close()
+    monkeypatch.setattr(atomic, 'open', FullDisk, raising=False)
     with pytest.raises(ValueError, match=r'cannot write .*out\.json \(No space left on device\); make .* writable'):
         results.check_writable(tmp_path / 'out.json')
     assert list(tmp_path.iterdir()) == []  # the probe is gone

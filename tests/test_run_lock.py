@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import pretrain.run.run_lock as run_lock
+from _utils import atomic
 from pretrain.__main__ import main
 from pretrain.config import get_config
 from pretrain.run.log_cb import read_log
@@ -225,7 +225,7 @@ def test_a_directory_that_cannot_be_created(tmp_path, capsys):
                                           (errno.EACCES, 'Permission denied')])
 def test_an_unwritable_directory_is_one_line_before_preprocessing(tmp_path, monkeypatch, capsys, key, code, reason):
     """Root writes through chmod, so the directory is made unwritable where it binds for root too:
-    the module's `open` fails for files in it, as a read-only mount, a full disk or a foreign
+    the probe's `open` (`_utils.atomic.write_probe`) fails for files in it, as a read-only mount, a full disk or a foreign
     directory would."""
     blocked = tmp_path / ('data' if key == 'data_dir' else 'ckpt')
     real_open = open
@@ -235,7 +235,7 @@ def test_an_unwritable_directory_is_one_line_before_preprocessing(tmp_path, monk
             raise OSError(code, os.strerror(code), str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(run_lock, 'open', refusing_open, raising=False)
+    monkeypatch.setattr(atomic, 'open', refusing_open, raising=False)
     c = config(tmp_path)
     with pytest.raises(ValueError, match=rf"^{key} '.*{blocked.name}' is not writable \({reason}.*\); make it writable "
                                          rf"or free space on it, or give another directory \(--{key} DIR\)$"):

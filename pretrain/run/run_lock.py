@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from _utils.atomic import write_probe
 from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir
 
@@ -51,18 +52,11 @@ def writable_dir(path: str | Path, key: str) -> Path:
     except OSError as e:
         raise ValueError(f"cannot create {key} {str(path)!r} in {str(nearest)!r} ({e.strerror or e}); "
                          f"give a directory you can write to (--{key} DIR)") from None
-    probe = p / f'.write-test.{os.getpid()}'
     try:
-        with open(probe, 'wb') as f:
-            f.write(b'0')  # a byte, not an empty file: a full disk still creates empty files
+        write_probe(p)
     except OSError as e:
         raise ValueError(f"{key} {str(path)!r} is not writable ({e.strerror or e}); make it writable or free "
                          f"space on it, or give another directory (--{key} DIR)") from None
-    finally:
-        try:
-            probe.unlink(missing_ok=True)
-        except OSError:
-            pass
     return p
 
 
