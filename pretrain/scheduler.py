@@ -6,7 +6,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import combined_cos
 
 from pretrain._utils.steps import optimizer_step
-from pretrain.config import SCHEDULES, setting
+from pretrain.config import SCHEDULES, check_allowed, setting
 
 
 
@@ -30,7 +30,8 @@ def lr_at(step: int, schedule: str, lr_max: float, total_steps: int, warmup_step
     if schedule in ('one_cycle', 'adjusted_one_cycle'):
         pct_start, div = one_cycle_shape(schedule, total_steps, warmup_steps)
         return combined_cos(pct_start, lr_max / div, lr_max, lr_max / 1e5)(min(1.0, step / total_steps))
-    raise ValueError(f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    check_allowed('schedule', schedule, SCHEDULES)
+    raise AssertionError(f'schedule {schedule!r} has no formula')  # a name added to SCHEDULES alone
 
 
 def one_cycle_shape(schedule: str, total_steps: int, warmup_steps: int) -> tuple[float, float]:
@@ -55,8 +56,7 @@ class StepScheduler(Callback):
     order = 60  # where fastai's ParamScheduler runs
 
     def __init__(self, schedule: str, lr_max: float, total_steps: int, warmup_steps: int = 10_000):
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        check_allowed('schedule', schedule, SCHEDULES)
         if total_steps < 1:
             raise ValueError(f"total_steps must be positive, got {total_steps}")
         self.schedule, self.lr_max, self.total_steps, self.warmup_steps = schedule, lr_max, total_steps, warmup_steps

@@ -23,6 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, BertJapaneseTokenizer
 from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
 
+from pretrain.config import check_allowed
 from pretrain.prepare.vocab import SPECIAL_TOKENS
 
 # Dictionaries transformers' MecabTokenizer accepts by name, and the pip package behind each.
@@ -43,8 +44,7 @@ def mecab_option(dic: str | None = 'unidic_lite', option: str | None = None) -> 
     option = option or ''
     if dic is None:  # a system dictionary chosen through `option`
         return option
-    if dic not in DICTIONARIES:
-        raise ValueError(f"unknown MeCab dictionary {dic!r}; allowed: {', '.join(map(repr, DICTIONARIES))}")
+    check_allowed('MeCab dictionary', dic, DICTIONARIES)
     try:
         module = __import__(dic)
     except ModuleNotFoundError:
@@ -102,8 +102,7 @@ def _added_token_pattern(tokens: Iterable[str]) -> re.Pattern | None:
 # ---- training -----------------------------------------------------------------------------------
 def _check_training_args(vocab_size: int, min_frequency: int, num_unused: int, limit_alphabet: int | None,
                          dic: str) -> None:
-    if dic not in DICTIONARIES:
-        raise ValueError(f"unknown MeCab dictionary {dic!r}; allowed: {', '.join(map(repr, DICTIONARIES))}")
+    check_allowed('MeCab dictionary', dic, DICTIONARIES)
     if not isinstance(num_unused, int) or num_unused < 0:
         raise ValueError(f"num_unused must be an integer >= 0, got {num_unused!r}")
     n_special = len(SPECIAL_TOKENS) + num_unused
