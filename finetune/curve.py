@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from _utils.quiet_transformers import quiet_transformers
 from pretrain.run.export import finetuned_model_dir
 from _utils.paths import repo_path
 from pretrain.run.run_dir import RunDir, runs_in
@@ -245,8 +244,7 @@ def _finetune_point(p: CurvePoint, entry: dict, results: dict, tasks: list[Task]
     task, and its architecture from random init where that is not done yet; `save` after each seed."""
     from pretrain.run.export import export
     with tempfile.TemporaryDirectory(prefix='finetune_curve_') as tmp:
-        with quiet_transformers():  # no progress bar per saved model
-            exported = export(p.path, Path(tmp) / 'export', tokenizer)
+        exported = export(p.path, Path(tmp) / 'export', tokenizer)
         runner = Finetuner(finetuned_model_dir(exported), settings, verbose)
         arch_id, config = architecture(runner)
         entry['architecture'] = arch_id

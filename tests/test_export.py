@@ -70,6 +70,7 @@ def test_export_cli(run, tmp_path, capsys):
     _, _, ckpt, _ = run
     assert main(['export', str(ckpt), str(tmp_path / 'cli')]) == 0
     assert (tmp_path / 'cli' / 'discriminator' / 'model.safetensors').is_file()
+    assert capsys.readouterr().err == ''  # no progress bar per saved shard
     assert main(['export', str(tmp_path / 'missing.pth'), str(tmp_path / 'x')]) == 2
     assert 'does not exist' in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ from pretrain.run.distributed import unwrap
 from pretrain.run.model_card import model_card, run_facts
 from pretrain.models import ELECTRAModel, MLMModel, tie_embeddings
 from _utils.atomic import atomic_directory
+from _utils.quiet_transformers import quiet_transformers
 
 # the directory of an export that fine-tuning takes: ELECTRA's discriminator, or the MLM baseline's model
 FINETUNED_PARTS = ('discriminator', 'mlm')
@@ -86,7 +87,7 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a directory to export to")
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out) as tmp, quiet_transformers():  # no progress bar per saved shard
         for name in model.PARTS:
             part = getattr(model, name)
             part.save_pretrained(str(tmp / name), safe_serialization=True)
