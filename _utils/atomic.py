@@ -101,6 +101,17 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def atomic_alias(src: str | Path, path: str | Path) -> Path:
+    """`path` as a second name of the complete file `src`, atomically: a hard link (no second copy
+    on disk), or a copy where the file system has no hard links."""
+    def write(tmp: Path) -> None:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    return atomic_write(path, write)
+
+
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """The path of a temporary directory of this writer's beside `path` (not created: the block

@@ -22,7 +22,7 @@ import torch
 import pretrain.run.checkpoint as checkpoint
 from pretrain.__main__ import main
 from _utils.rng import capture_rng, restore_rng
-from pretrain.run.checkpoint import CheckpointSaveError, atomic_torch_save
+from pretrain.run.checkpoint import CheckpointSaveError, alias_checkpoint, atomic_torch_save
 from pretrain.run.checkpoint_files import find_resume
 from pretrain.run.safe_load import FORMAT, load_checkpoint
 from pretrain.config import get_config
@@ -86,6 +86,9 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path):
         assert all(abs(a[k] - b[k]) <= 1e-6 for k in a), (a, b)
     periodic = sorted(p.name for p in ckpt.glob('*_step*.pth'))
     assert periodic == [f'{c.run_name}_step21.pth', f'{c.run_name}_step24.pth']  # keep_last=2
+    # step 24's two names hold one file, stored once; pruning a periodic name keeps the other
+    assert os.path.samefile(ckpt / f'{c.run_name}_100.0%.pth', ckpt / f'{c.run_name}_step24.pth')
+    assert (ckpt / f'{c.run_name}_50.0%.pth').is_file() and not (ckpt / f'{c.run_name}_step12.pth').exists()
 
 
 def test_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
@@ -415,3 +418,23 @@ def test_a_save_fault_during_training_stops_the_run_with_one_line(tmp_path, monk
     assert 'Traceback' not in err and len(calls) == 2  # the run stopped at the failed save
     assert sorted(p.name for p in ckpt.glob('*.pth*')) == [f'{c.run_name}_step2.pth']
     assert load_checkpoint(ckpt / f'{c.run_name}_step2.pth')['step'] == 2
+
+
+def test_a_second_name_is_a_copy_where_links_fail_and_one_line_where_both_fail(tmp_path, monkeypatch):
+    import shutil
+    saved = tmp_path / 'run_100.0%.pth'
+    saved.write_bytes(b'state')
+
+    def no_links(*a):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+    monkeypatch.setattr(os, 'link', no_links)
+    alias_checkpoint(saved, tmp_path / 'run_100%.pth')
+    assert (tmp_path / 'run_100%.pth').read_bytes() == b'state'
+
+    def full(*a):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(shutil, 'copyfile', full)
+    with pytest.raises(CheckpointSaveError, match=r"^cannot save checkpoint '.*run_step2.pth': No space left on device; "
+                                                  r"earlier checkpoints are untouched"):
+        alias_checkpoint(saved, tmp_path / 'run_step2.pth')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['run_100%.pth', 'run_100.0%.pth']  # no temporary file

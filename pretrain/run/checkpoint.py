@@ -23,7 +23,7 @@ from pretrain.run.distributed import unwrap
 from pretrain.run.flops import flops_per_step
 from _utils.rng import capture_rng, restore_rng
 from pretrain.run.safe_load import FORMAT, load_checkpoint
-from _utils.atomic import atomic_write
+from _utils.atomic import atomic_alias, atomic_write
 from _utils.paths import repo_path
 from pretrain.prepare.vocab import vocab_hash
 
@@ -117,6 +117,15 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
                          f"refuses; callbacks' state_dict() must return tensors and plain values") from None
     except Exception as e:
         raise _save_error(path, e) from None
+
+
+def alias_checkpoint(saved: Path, path: str | Path) -> Path:
+    """The checkpoint `saved` under a second name `path` (a step with two save-point tags), stored
+    once (`atomic_alias`); a fault is the same one-line `CheckpointSaveError` as a save's."""
+    try:
+        return atomic_alias(saved, path)
+    except Exception as e:
+        raise _save_error(Path(path), e) from None
 
 
 def save_checkpoint(learn, path: str | Path) -> Path:

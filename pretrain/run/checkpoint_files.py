@@ -11,7 +11,7 @@ from fastai.callback.core import Callback
 
 from pretrain._utils.steps import step_done
 from pretrain.config import save_point_steps
-from pretrain.run.checkpoint import save_checkpoint
+from pretrain.run.checkpoint import alias_checkpoint, save_checkpoint
 from pretrain.run.run_dir import RunDir
 from pretrain.run.safe_load import read_checkpoint
 
@@ -43,8 +43,9 @@ class SaveCheckpoints(Callback):
         if self.save_every and step % self.save_every == 0:
             names.append(self.base_name.format(percent=f'step{step}'))
         if names and self.rank == 0 and bool(torch.isfinite(self.learn.loss)):  # one sync per save, not per step
-            for name in names:
-                self.save(name)
+            saved = self.save(names[0])
+            for name in names[1:]:  # one state under each of its step's tags, stored once
+                alias_checkpoint(saved, self.directory / f'{name}.pth')
             self.prune()
 
     @property
