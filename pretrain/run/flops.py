@@ -6,6 +6,7 @@ x-axis)."""
 from __future__ import annotations
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -26,7 +27,10 @@ def row_flops(model: torch.nn.Module, max_length: int, n_slots: int) -> int:
     saved_slots = model.max_predictions
     model.max_predictions = n_slots  # the static path: the count needs shapes that do not depend on data
     try:
-        with FakeTensorMode(allow_non_fake_inputs=True), FlopCounterMode(display=False) as counter:
+        # attention as the matrix products it is: torch's counter has no formula for the fused CPU
+        # kernel that SDPA picks without dropout, so a run with dropout 0 lost its attention FLOPs
+        with FakeTensorMode(allow_non_fake_inputs=True), sdpa_kernel(SDPBackend.MATH), \
+                FlopCounterMode(display=False) as counter:
             ids = torch.full((1, max_length), model.pad_token_id + 1, dtype=torch.long)
             is_mlm = torch.zeros(1, max_length, dtype=torch.bool)
             labels = torch.full((1, max_length), -100, dtype=torch.long)
