@@ -131,14 +131,30 @@ def curve_point(run: RunDir, path: Path, tokenizer: str | Path | None = None,
     from pretrain.run.export import checkpoint_tokenizer
     from pretrain.prepare.tokenizer import load_tokenizer
     state = load_checkpoint(path)
-    checkpoint_tokenizer(state, tokenizer, str(path), load=load or load_tokenizer)
-    flops = state.get('flops_per_step')
+    hf_tokenizer = checkpoint_tokenizer(state, tokenizer, str(path), load=load or load_tokenizer)
+    flops = counted_flops_per_step(state, hf_tokenizer)
     objective = (state.get('config') or {}).get('objective') or 'electra'
     try:
         fingerprint = checkpoint_fingerprint(path)
     except (OSError, zipfile.BadZipFile) as e:
         raise ValueError(f"cannot read {path} ({type(e).__name__}); use another checkpoint of the run") from None
-    return CurvePoint(run, path, int(state['step']), int(flops) if flops is not None else None, objective, fingerprint)
+    return CurvePoint(run, path, int(state['step']), flops, objective, fingerprint)
+
+
+def counted_flops_per_step(state: dict, hf_tokenizer) -> int | None:
+    """The training FLOPs of one step of a loaded checkpoint's run, counted now (`run.flops`) on
+    its rebuilt model, so that checkpoints saved before FLOPs were recorded, or by an older counter
+    (one that missed attention in runs without dropout), sit on the same axis as new ones; the
+    recorded count where the checkpoint lacks what a count needs (its config's bs, max_length,
+    max_predictions and its model configs)."""
+    from pretrain.run.export import model_from_checkpoint
+    from pretrain.run.flops import row_flops
+    c = state.get('config') or {}
+    if not state.get('model_configs') or not all(isinstance(c.get(k), int) for k in ('bs', 'max_length',
+                                                                                       'max_predictions')):
+        recorded = state.get('flops_per_step')
+        return int(recorded) if recorded is not None else None
+    return c['bs'] * row_flops(model_from_checkpoint(state, hf_tokenizer), c['max_length'], c['max_predictions'])
 
 
 def architecture(runner: Finetuner) -> tuple[str, dict]:
@@ -203,6 +219,7 @@ def finetune_curve(runs: list[str], checkpoints: str, tasks: list[Task], out: st
             entry = entries.setdefault(p.path.name, {'step': p.step, 'flops_per_step': p.flops_per_step,
                                                      'flops': p.flops, 'fingerprint': p.fingerprint,
                                                      'architecture': None, 'tasks': {}})
+            entry.update(flops_per_step=p.flops_per_step, flops=p.flops)  # the count of today's counter
             n = len(settings.seeds)
             arch = results['architectures'].get(entry['architecture'], {'random': {}})
             if (all(finished_seeds(entry['tasks'].get(t), 'pretrained') == n for t in names) and
@@ -234,8 +251,9 @@ def _add_runs(results: dict, chosen: dict[str, list[CurvePoint]], out: Path) -> 
         results['runs'].setdefault(key, {'label': label, 'directory': str(run.directory), 'run_name': run.run_name,
                                          'objective': points[0].objective, 'checkpoints': {}})
         if any(p.flops_per_step is None for p in points):
-            print(f"note: checkpoints of run {run.run_name} do not record flops_per_step (saved before it was "
-                  f"recorded): their FLOPs are null and the run is left out of the FLOPs panel", file=sys.stderr)
+            print(f"note: checkpoints of run {run.run_name} hold neither a FLOPs count nor the config and model "
+                  f"configs to count one: their FLOPs are null and the run is left out of the FLOPs panel",
+                  file=sys.stderr)
 
 
 def _finetune_point(p: CurvePoint, entry: dict, results: dict, tasks: list[Task], settings: FinetuneSettings,

@@ -100,11 +100,9 @@ def test_curve_results(curve_out, run_a):
             assert t['n_train'] == 32 and t['train_per_class'] == 16 and t['n_dev'] == 20  # 16 per class
             acc = t['pretrained']['accuracy']
             assert len(acc['runs']) == 1 and 0 <= acc['mean'] <= 1
-            if label == 'mlmlike':
-                assert e['flops_per_step'] is None and e['flops'] is None
-            else:
-                per_step = load_checkpoint(run_a.directory / file)['flops_per_step']
-                assert e['flops_per_step'] == per_step > 0 and e['flops'] == e['step'] * per_step
+            # counted again: the checkpoints re-saved without flops_per_step get the recorded count
+            per_step = load_checkpoint(run_a.directory / file.replace('mlmlike', run_a.run_name))['flops_per_step']
+            assert e['flops_per_step'] == per_step > 0 and e['flops'] == e['step'] * per_step
             row = next(line for line in md if f'| {file} |' in line).split(' | ')
             assert row[5:7] == [str(e['step']), f"{e['flops']:.3g}" if e['flops'] else '—']
             assert row[9] == f"{(acc['mean'] - rnd['mean']) * 100:+.1f}"
@@ -127,7 +125,7 @@ def test_same_command_again_keeps_everything(curve_out, run_a, dirs, count_runs,
     assert count_runs == [] and out.read_text() == before
     flops = 4 * load_checkpoint(run_a.checkpoint('100.0%'))['flops_per_step']
     shown = capsys.readouterr().out
-    assert 'mlmlike_100.0%.pth | 4 | — |' in shown and f'{run_a.run_name}_100.0%.pth | 4 | {flops:.3g} |' in shown
+    assert f'mlmlike_100.0%.pth | 4 | {flops:.3g} |' in shown and f'{run_a.run_name}_100.0%.pth | 4 | {flops:.3g} |' in shown
 
 
 def test_an_interrupted_curve_continues(curve_out, run_a, dirs, count_runs, monkeypatch):
@@ -219,3 +217,11 @@ def test_plot_and_table_with_several_tasks_architectures_and_an_undefined_metric
     h, w, _ = matplotlib.image.imread(png).shape
     assert h > 600 and w > 800  # a row per task
 
+
+def test_a_checkpoint_without_what_a_count_needs_keeps_its_recorded_flops(run_a, tokenizer):
+    from finetune.curve import counted_flops_per_step
+    state = load_checkpoint(run_a.checkpoint('100.0%'))
+    assert counted_flops_per_step(state, tokenizer) == state['flops_per_step']
+    bare = {k: v for k, v in state.items() if k != 'model_configs'}
+    assert counted_flops_per_step({**bare, 'flops_per_step': 123}, tokenizer) == 123
+    assert counted_flops_per_step({**bare, 'flops_per_step': None}, tokenizer) is None
