@@ -148,13 +148,13 @@ def counted_flops_per_step(state: dict, hf_tokenizer) -> int | None:
     recorded count where the checkpoint lacks what a count needs (its config's bs, max_length,
     max_predictions and its model configs)."""
     from pretrain.run.export import model_from_checkpoint
-    from pretrain.run.flops import row_flops
+    from pretrain.run.flops import config_step_flops
     c = state.get('config') or {}
     if not state.get('model_configs') or not all(isinstance(c.get(k), int) for k in ('bs', 'max_length',
                                                                                        'max_predictions')):
         recorded = state.get('flops_per_step')
         return int(recorded) if recorded is not None else None
-    return c['bs'] * row_flops(model_from_checkpoint(state, hf_tokenizer), c['max_length'], c['max_predictions'])
+    return config_step_flops(model_from_checkpoint(state, hf_tokenizer), c)
 
 
 def architecture(runner: Finetuner) -> tuple[str, dict]:

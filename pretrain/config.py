@@ -243,12 +243,10 @@ def check_setting(key: str, v: Any) -> None:
             raise ValueError(f"{key} must be an integer >= {INT_KEYS[key]}, got {v!r}")
         if key == 'max_length' and v is not None and not 8 <= v <= MAX_POSITIONS:
             raise ValueError(f"max_length must be in [8, {MAX_POSITIONS}] ({MAX_POSITIONS} position embeddings), got {v}")
-    elif key == 'weight_decay':
+    elif key in ('weight_decay', 'dropout'):
         _number(key, v, 0, 1, low_open=False)
     elif key in ('mask_prob',):
         _number(key, v, 0, 1)
-    elif key == 'dropout':
-        _number(key, v, 0, 1, low_open=False)
     elif key in ('lr', 'clip'):
         _number(key, v, 0, math.inf)
     elif key in PATH_KEYS:
@@ -414,10 +412,10 @@ def electra_configs(c: MyConfig, hf_tokenizer) -> tuple[ElectraConfig, ElectraCo
     `generator_size_divisor` (the public electra-small checkpoints are "small++" and do not).
     """
     from transformers import ElectraConfig  # here: the config module stays free of torch and transformers
-    arch = SIZES[setting(c, 'size')]
+    arch, dropout = SIZES[setting(c, 'size')], setting(c, 'dropout')
     common = dict(vocab_size=len(hf_tokenizer), embedding_size=arch['embedding_size'],
                   num_hidden_layers=arch['num_hidden_layers'], hidden_act='gelu',
-                  hidden_dropout_prob=setting(c, 'dropout'), attention_probs_dropout_prob=setting(c, 'dropout'),
+                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
                   max_position_embeddings=MAX_POSITIONS, type_vocab_size=2, initializer_range=0.02,
                   layer_norm_eps=1e-12, pad_token_id=hf_tokenizer.pad_token_id)
     div = setting(c, 'generator_size_divisor')

@@ -35,8 +35,7 @@ class MaskSpec:
         device)."""
         return mask_tokens(input_ids, mask_token_id, vocab_size, special_ids, self.mask_prob, self.replace_prob,
                            self.original_prob, ignore_index, pad_token_index=pad_token_id, exact_count=self.exact_count,
-                           max_predictions=self.max_predictions or max_predictions_per_seq(self.mask_prob,
-                                                                                         input_ids.shape[1]))
+                           max_predictions=mask_slots(self.mask_prob, self.max_predictions, input_ids.shape[1]))
 
 
 def mask_slots(mask_prob: float, max_predictions: int | None, max_length: int | None) -> int | None:

@@ -5,6 +5,7 @@ the MLM baseline (`objective='mlm'`), `OUT_DIR/mlm` (ElectraForMaskedLM, the one
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
@@ -92,9 +93,9 @@ def export_model(electra_model: ELECTRAModel | MLMModel, hf_tokenizer, out_dir: 
             part = getattr(model, name)
             part.save_pretrained(str(tmp / name), safe_serialization=True)
             # a run pre-trained without dropout (config `dropout`) still fine-tunes with Google's 0.1
-            config = type(part.config).from_pretrained(str(tmp / name))
+            config = copy.deepcopy(part.config)
             config.hidden_dropout_prob = config.attention_probs_dropout_prob = FINETUNE_DROPOUT
-            config.save_pretrained(str(tmp / name))
+            config.save_pretrained(str(tmp / name))  # over the one save_pretrained wrote
             hf_tokenizer.save_pretrained(str(tmp / name))
             if facts is not None:
                 card = model_card(facts, name, getattr(model, name).config)

@@ -45,6 +45,12 @@ def row_flops(model: torch.nn.Module, max_length: int, n_slots: int) -> int:
     return counter.get_total_flops()
 
 
+def config_step_flops(model: torch.nn.Module, c) -> int:
+    """FLOPs of one optimizer step of `model` under config `c` (a mapping: `bs` rows of `max_length`
+    with `max_predictions` mask slots each)."""
+    return c['bs'] * row_flops(model, c['max_length'], c['max_predictions'])
+
+
 def flops_per_step(learn) -> int | None:
     """FLOPs of one optimizer step of a pre-training `Learner` (`bs` rows of `max_length`, all
     micro-batches and processes together), counted once and kept on the learner; None when it has
@@ -53,5 +59,5 @@ def flops_per_step(learn) -> int | None:
     if not c:
         return None
     if getattr(learn, 'flops_per_step', None) is None:
-        learn.flops_per_step = c.bs * row_flops(learn.model, c.max_length, c.max_predictions)
+        learn.flops_per_step = config_step_flops(learn.model, c)
     return learn.flops_per_step
