@@ -35,15 +35,27 @@ def test_readme_has_two_set_up_commands_that_install_the_package_and_ci_runs_the
     assert (REPO_ROOT / '.ci' / 'run').read_text().strip().splitlines()[-1] == commands[1]
 
 
+def installed_distributions() -> str:
+    """The distributions this interpreter's environment has installed, with their locations."""
+    code = ("import importlib.metadata as m; print(sorted((d.metadata['Name'].lower(), str(d._path)) "
+            "for d in m.distributions()))")
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
     """(prefix, prelude): this checkout installed as the README does (`pip install -e .`;
     without dependencies, which this environment has) into a temporary prefix, and the Python
     lines that make a fresh interpreter see that install."""
     prefix = tmp_path_factory.mktemp('prefix')
+    before = installed_distributions()
+    # --ignore-installed: pip would otherwise uninstall the environment's own install of the package
+    # (the user's `pip install -e .`) before writing into the prefix
     out = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
-                          '--prefix', str(prefix), '-e', str(REPO_ROOT)], capture_output=True, text=True)
+                          '--ignore-installed', '--prefix', str(prefix), '-e', str(REPO_ROOT)],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert installed_distributions() == before  # the environment keeps its own installs
     site_dir = next(prefix.glob('lib/python*/site-packages'))
     # the editable install's finder goes ahead of any other install of the package in this environment
     prelude = (f"import site, sys\nbefore = list(sys.meta_path)\nsite.addsitedir({str(site_dir)!r})\n"
